@@ -1,0 +1,48 @@
+"""``dataplan ops list|show``: the operator registry with each operator's params schema."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from agent.console import console, fail, print_json
+from operators.base import UnknownOperatorError, all_operators, get_operator
+
+app = typer.Typer(help="List and describe the registered data operators.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_ops(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Every registered operator: name, kind, params (with defaults) and drop reasons."""
+    ops = [cls.describe() for cls in all_operators()]
+    if as_json:
+        print_json(ops)
+        return
+    table = Table(title=f"{len(ops)} operators")
+    for col in ("name", "kind", "params (defaults)", "reasons"):
+        table.add_column(col, overflow="fold")
+    for op in ops:
+        params = ", ".join(f"{k}={v}" for k, v in (op["defaults"] or {}).items())
+        table.add_row(op["name"], op["kind"], params, ", ".join(op["reasons"]))
+    console.print(table)
+
+
+@app.command("show")
+def show_op(name: str, as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """One operator in full: docstring, params JSON schema, signal columns, reasons."""
+    try:
+        desc = get_operator(name).describe()
+    except UnknownOperatorError as err:
+        fail(str(err))
+    if as_json:
+        print_json(desc)
+        return
+    console.print(f"[bold]{desc['name']}[/] ({desc['kind']}, version {desc['version']})\n\n{desc['doc']}\n")
+    console.print("[bold]params schema[/]")
+    console.print_json(json.dumps(desc["params_schema"]))
+    if desc["signals"]:
+        console.print(f"[bold]signals[/] {desc['signals']}  (annotation depends on {desc['annotate_params'] or 'no params'})")
+    if desc["reasons"]:
+        console.print(f"[bold]drop reasons[/] {', '.join(desc['reasons'])}")

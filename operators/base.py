@@ -1,0 +1,192 @@
+"""Operator base classes and the registry.
+
+Every data step is one small class registered by name. Its parameters are a pydantic ``Params``
+model whose defaults are the published values of the method it implements. Kinds:
+
+- ``reader``: bytes on disk -> documents (and ledger entries for unreadable records);
+- ``mapper``: rewrites columns (usually ``text``); may drop a row by returning a ``_reason``;
+- ``annotator``: adds signal columns, computed once and cached;
+- ``filter``: an annotator plus a cheap ``decide`` that turns signals into keep/drop reasons;
+- ``global``: needs the whole dataset (dedup, selection); runs a multi-stage Ray Data plan;
+- ``mixer``: combines sources into a training stream.
+
+"Annotate once, decide cheaply": the executor caches ``annotate`` output keyed only by the params
+named in ``annotate_params``, so a trial that moves a threshold reruns ``decide`` alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import ray.data
+
+Batch = dict[str, np.ndarray]
+"""A Ray Data numpy batch: column name -> array (``text``/``id``/``source``/``meta`` are object arrays)."""
+
+KINDS = ("reader", "mapper", "annotator", "filter", "global", "mixer")
+KEEP = ""
+"""The reason code that keeps a document; any other string drops it."""
+
+SIGNAL_FILL = {"float64": np.nan, "int64": -1, "str": "", "bool": False}
+"""Value a signal column takes on rows outside a step's ``sources:``."""
+
+
+class OperatorParams(BaseModel):
+    """Base of every operator's ``Params``: unknown fields are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Operator:
+    """One registered data operator. Subclasses set the class attributes and a ``Params`` model."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    """Bump when the code's output changes: it is part of every cache key."""
+    reasons: ClassVar[tuple[str, ...]] = ()
+    """Drop reason codes this operator can emit (a ``:`` suffix may carry detail)."""
+    signals: ClassVar[dict[str, str]] = {}
+    """Signal columns it adds, name -> dtype (one of ``SIGNAL_FILL``'s keys)."""
+    annotate_params: ClassVar[tuple[str, ...]] = ()
+    """Params that change ``annotate`` output; the rest only change ``decide``."""
+
+    Params: ClassVar[type[OperatorParams]] = OperatorParams
+
+    def __init__(self, params: OperatorParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if isinstance(params, OperatorParams):
+            self.params = params
+        else:
+            self.params = self.Params.model_validate({**(params or {}), **kwargs})
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Name, kind, docstring, params JSON schema, signals and reasons, for ``dataplan ops``."""
+        return {
+            "name": cls.name,
+            "kind": cls.kind,
+            "version": cls.version,
+            "doc": (cls.__doc__ or "").strip(),
+            "params_schema": cls.Params.model_json_schema(),
+            "defaults": cls.Params().model_dump(mode="json") if _has_all_defaults(cls.Params) else None,
+            "signals": dict(cls.signals),
+            "annotate_params": list(cls.annotate_params),
+            "reasons": list(cls.reasons),
+        }
+
+    def annotate_key(self) -> dict[str, Any]:
+        """The part of the params that ``annotate`` depends on (part of the annotation cache key)."""
+        dumped = self.params.model_dump(mode="json")
+        return {k: dumped[k] for k in self.annotate_params}
+
+
+class Reader(Operator):
+    """Reads one file into documents. ``read`` yields dicts with ``id``, ``text``, ``meta`` and,
+    for records that could not be read, a non-empty ``_reason`` (and ``_detail``)."""
+
+    kind = "reader"
+    extensions: ClassVar[tuple[str, ...]] = ()
+
+    def read(self, path: str, source: str) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class Mapper(Operator):
+    """Rewrites columns row by row. ``map`` returns the changed columns; a ``_reason`` column,
+    if returned, drops the rows where it is non-empty."""
+
+    kind = "mapper"
+
+    def map(self, batch: Batch) -> Batch:
+        raise NotImplementedError
+
+
+class Annotator(Operator):
+    """Adds the columns named in ``signals``; expensive, run once and cached."""
+
+    kind = "annotator"
+
+    def annotate(self, batch: Batch) -> Batch:
+        raise NotImplementedError
+
+
+class Filter(Annotator):
+    """An annotator plus a cheap threshold decision: ``decide`` returns one reason per row,
+    ``KEEP`` ("") to keep it."""
+
+    kind = "filter"
+
+    def decide(self, batch: Batch) -> np.ndarray:
+        raise NotImplementedError
+
+
+class GlobalOperator(Operator):
+    """Needs the whole dataset. May define ``annotate`` (a cached row-local stage, e.g. MinHash
+    signatures); ``apply`` gets the annotated dataset and returns it with a ``_reason`` column."""
+
+    kind = "global"
+
+    def annotate(self, batch: Batch) -> Batch:
+        return {}
+
+    def apply(self, ds: ray.data.Dataset, ctx: StepContext) -> ray.data.Dataset:
+        raise NotImplementedError
+
+
+class StepContext(BaseModel):
+    """What a global operator may know about its run: seed, block count and a scratch folder."""
+
+    model_config = ConfigDict(frozen=True)
+    seed: int = 0
+    num_blocks: int = 4
+    scratch_dir: str
+    step_index: int = 0
+
+
+REGISTRY: dict[str, type[Operator]] = {}
+
+
+def register(cls: type[Operator]) -> type[Operator]:
+    """Class decorator: add an operator to the registry under its ``name``."""
+    if not cls.name or cls.kind not in KINDS:
+        raise TypeError(f"{cls.__name__}: set `name` and a `kind` in {KINDS}")
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise ValueError(f"operator name {cls.name!r} registered twice")
+    for col, dtype in cls.signals.items():
+        if dtype not in SIGNAL_FILL:
+            raise TypeError(f"{cls.__name__}.signals[{col!r}]: dtype {dtype!r} not in {list(SIGNAL_FILL)}")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+class UnknownOperatorError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def get_operator(name: str) -> type[Operator]:
+    """The operator class registered as ``name``; the error lists the closest valid names."""
+    from operators import registry  # noqa: F401  (imports the built-in operator modules)
+
+    if name not in REGISTRY:
+        close = difflib.get_close_matches(name, REGISTRY, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else "see `dataplan ops list`"
+        raise UnknownOperatorError(f"unknown operator {name!r}: {hint}")
+    return REGISTRY[name]
+
+
+def all_operators() -> list[type[Operator]]:
+    """Every registered operator, sorted by kind then name."""
+    from operators import registry  # noqa: F401
+
+    return sorted(REGISTRY.values(), key=lambda c: (KINDS.index(c.kind), c.name))
+
+
+def _has_all_defaults(model: type[BaseModel]) -> bool:
+    return all(not f.is_required() for f in model.model_fields.values())

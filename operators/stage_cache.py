@@ -1,0 +1,93 @@
+"""Content-addressed cache of executor stages.
+
+A stage's key chains its parent's key with the operator name, its code version and the params the
+stage depends on, so a key transitively covers (input file hashes, recipe prefix, code version).
+Each entry is a folder of Parquet parts plus ``stats.json``, written under a temporary name and
+renamed into place, so an interrupted run never leaves a half-written entry that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import shutil
+import uuid
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from operators.env import workspace
+from operators.recipe import canonical_hash
+
+EXECUTOR_VERSION = "1"
+
+
+class StageStats(BaseModel):
+    """What one stage did: counts in/out, drops by reason and by source, time, kept-docs hash."""
+
+    docs_in: int
+    docs_out: int
+    dropped: dict[str, int] = Field(default_factory=dict)
+    dropped_by_source: dict[str, int] = Field(default_factory=dict)
+    kept_by_source: dict[str, int] = Field(default_factory=dict)
+    seconds: float = 0.0
+    kept_sha256: str = ""
+
+
+def stage_key(parent: str, **parts: Any) -> str:
+    return canonical_hash({"parent": parent, "executor": EXECUTOR_VERSION, **parts})
+
+
+@cache
+def code_version(cls: type) -> str:
+    """The operator's declared version plus a hash of its module's source: editing the code invalidates."""
+    try:
+        source = inspect.getsource(inspect.getmodule(cls))  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        source = ""
+    return f"{getattr(cls, 'version', '0')}-{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+
+
+class StageCache:
+    def __init__(self, root: Path | None = None, enabled: bool = True) -> None:
+        self.root = (root or workspace() / "cache" / "stages").resolve()
+        self.enabled = enabled
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def lookup(self, key: str) -> StageStats | None:
+        stats = self.path(key) / "stats.json"
+        if self.enabled and stats.is_file():
+            return StageStats.model_validate_json(stats.read_text())
+        return None
+
+    def scratch(self) -> Path:
+        path = self.root / "tmp" / uuid.uuid4().hex
+        path.mkdir(parents=True)
+        return path
+
+    def commit(self, key: str, tmp: Path, stats: StageStats) -> Path:
+        (tmp / "stats.json").write_text(json.dumps(stats.model_dump(), indent=1))
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        return final
+
+
+def parquet_parts(folder: Path) -> list[str]:
+    """The Parquet part files of a stage folder (``stats.json`` beside them is not data)."""
+    return sorted(str(p) for p in Path(folder).glob("*.parquet"))
+
+
+def stage_dataset(folder: Path):
+    """A pyarrow dataset over a stage folder's parts."""
+    import pyarrow.dataset as pads
+
+    return pads.dataset(parquet_parts(folder), format="parquet")
