@@ -43,6 +43,8 @@ def show_op(name: str, as_json: bool = typer.Option(False, "--json", help="machi
     console.print("[bold]params schema[/]")
     console.print_json(json.dumps(desc["params_schema"]))
     if desc["signals"]:
-        console.print(f"[bold]signals[/] {desc['signals']}  (annotation depends on {desc['annotate_params'] or 'no params'})")
+        console.print(
+            f"[bold]signals[/] {desc['signals']}  (annotation depends on {desc['annotate_params'] or 'no params'})"
+        )
     if desc["reasons"]:
         console.print(f"[bold]drop reasons[/] {', '.join(desc['reasons'])}")

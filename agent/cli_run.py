@@ -14,7 +14,9 @@ from operators.manifest import load_manifest, replay, run_recipe
 from operators.ray_session import ray_session
 from operators.recipe import RecipeError, load_recipe
 
-RAY_ADDRESS = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="join this Ray cluster (default: local Ray)")
+RAY_ADDRESS = typer.Option(
+    None, "--ray-address", envvar="RAY_ADDRESS", help="join this Ray cluster (default: local Ray)"
+)
 NUM_CPUS = typer.Option(None, "--num-cpus", help="CPUs for local Ray (default: all)")
 AS_JSON = typer.Option(False, "--json", help="print the manifest as JSON on stdout")
 
@@ -62,7 +64,10 @@ def replay_cmd(
     if as_json:
         print_json({k: v for k, v in result.items() if k != "manifest"})
     if not result.ok:
-        fail(f"replay diverged at {result['diverged_at'] or 'output'}: expected {result['expected']}, got {result['actual']}", EXIT_FAILED)
+        fail(
+            f"replay diverged at {result['diverged_at'] or 'output'}: expected {result['expected']}, got {result['actual']}",
+            EXIT_FAILED,
+        )
     console.print(f"[green]replay ok[/]: output_sha256 {result['actual']}")
 
 
@@ -70,7 +75,9 @@ class _progress:
     """A rich spinner per stage, fed by the executor's progress callback."""
 
     def __enter__(self):
-        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True)
+        self.bar = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
+        )
         self.bar.__enter__()
         self.task = None
         return self

@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-DOC_COLUMNS = ("source", "id", "text", "meta", "weight")
+DOC_COLUMNS = ("source", "id", "text", "url", "meta", "weight")
 """Columns that make up a document's content; signal columns are derived data and not hashed."""
 
 

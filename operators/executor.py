@@ -147,8 +147,10 @@ class Executor:
         for src in self.recipe.sources:
             reader = self.recipe.reader_class(src)
             for path in self.files[src.name]:
-                tasks.append({"path": path, "source": src.name, "params": json.dumps(src.params), "format": reader.name})
-        datasets = []
+                tasks.append(
+                    {"path": path, "source": src.name, "params": json.dumps(src.params), "format": reader.name}
+                )
+        datasets = []  # one per reader: each reader's code is a separate map function
         for fmt in sorted({t["format"] for t in tasks}):
             items = [t for t in tasks if t["format"] == fmt]
             fn = functools.partial(read_files, reader_cls=get_operator(fmt))
@@ -222,7 +224,9 @@ def _stage_stats(folder: Path) -> StageStats:
     for batch in stage_dataset(folder).to_batches(columns=None):
         cols = {n: batch.column(n).to_numpy(zero_copy_only=False) for n in batch.schema.names}
         table = stats_batch(cols)
-        for src, reason, digest in zip(*(table.column(c).to_pylist() for c in ("source", "reason", "digest")), strict=True):
+        for src, reason, digest in zip(
+            *(table.column(c).to_pylist() for c in ("source", "reason", "digest")), strict=True
+        ):
             if reason:
                 dropped[reason] = dropped.get(reason, 0) + 1
                 dropped_by_source[src] = dropped_by_source.get(src, 0) + 1

@@ -51,11 +51,11 @@ def write_ledger(stages: list[tuple[StepReport, Path]], path: Path) -> dict[str,
     for report, folder in stages:
         t = stage_rows(folder, ["id", "source", "_reason", "_detail"], dropped=True)
         parts.append(_ledger_part(t, "dropped", report.index, report.name))
-    last_report, last_folder = stages[-1]
+    last_folder = stages[-1][1]
     kept = stage_rows(last_folder, ["id", "source"], dropped=False)
     parts.append(_ledger_part(kept, "kept", None, None))
     ledger = pa.concat_tables(parts)
-    read_report, read_folder = stages[0]
+    read_folder = stages[0][1]
     input_rows = stage_dataset(read_folder).to_table(columns=["source"])
     counts = check_invariant(ledger, input_rows.column("source"))
     pq.write_table(ledger.sort_by([("source", "ascending"), ("id", "ascending")]), path)
@@ -67,8 +67,15 @@ def _ledger_part(t: pa.Table, status: str, step: int | None, op: str | None) -> 
     reason = t.column("_reason") if "_reason" in t.column_names else pa.nulls(n, pa.string())
     detail = t.column("_detail") if "_detail" in t.column_names else pa.nulls(n, pa.string())
     return pa.table(
-        [t.column("id"), t.column("source"), pa.array([status] * n), pa.array([step] * n, pa.int32()),
-         pa.array([op] * n, pa.string()), reason, detail],
+        [
+            t.column("id"),
+            t.column("source"),
+            pa.array([status] * n),
+            pa.array([step] * n, pa.int32()),
+            pa.array([op] * n, pa.string()),
+            reason,
+            detail,
+        ],
         schema=LEDGER_SCHEMA,
     )
 
@@ -84,7 +91,9 @@ def check_invariant(ledger: pa.Table, input_sources: pa.ChunkedArray) -> dict[st
     for src in sorted(set(inputs) | set(kept) | set(dropped)):
         c = {"input": inputs.get(src, 0), "kept": kept.get(src, 0), "dropped": dropped.get(src, 0)}
         if c["input"] != c["kept"] + c["dropped"]:
-            raise LedgerError(f"ledger invariant violated for source {src!r}: input {c['input']} != kept {c['kept']} + dropped {c['dropped']}")
+            raise LedgerError(
+                f"ledger invariant violated for source {src!r}: input {c['input']} != kept {c['kept']} + dropped {c['dropped']}"
+            )
         counts[src] = c
     return counts
 

@@ -91,13 +91,17 @@ class ReplayResult(dict):
         return bool(self["ok"])
 
 
-def replay(manifest_path: str | Path, out_dir: str | Path, *, use_cache: bool = False, progress: ProgressFn | None = None) -> ReplayResult:
+def replay(
+    manifest_path: str | Path, out_dir: str | Path, *, use_cache: bool = False, progress: ProgressFn | None = None
+) -> ReplayResult:
     """Re-execute a recorded run and compare output hashes; reports the first diverging step."""
     old = load_manifest(manifest_path)
     recipe = recipe_from_yaml(old["recipe"], base_dir=old["base_dir"])
     changed = [p for p, h in old["inputs"].items() if not Path(p).is_file() or sha256_file(p) != h]
     if changed:
-        raise RecipeError(f"replay: input files changed or missing since the run: {changed[:5]}; restore them to replay")
+        raise RecipeError(
+            f"replay: input files changed or missing since the run: {changed[:5]}; restore them to replay"
+        )
     new = run_recipe(recipe, out_dir, use_cache=use_cache, progress=progress)
     diverged = None
     if new["output_sha256"] != old["output_sha256"]:

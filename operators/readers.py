@@ -12,6 +12,7 @@ import json
 import os
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -33,11 +34,14 @@ READ_REASONS = (
 
 def rejected(path: str, offset: int | str, reason: str, detail: str = "") -> dict[str, Any]:
     """A ledger entry for an unreadable record, identified by file name and byte offset."""
-    return {"id": f"{os.path.basename(path)}@{offset}", "text": "", "meta": "{}", "_reason": reason, "_detail": detail[:300]}
+    doc_id = f"{os.path.basename(path)}@{offset}"
+    return {"id": doc_id, "text": "", "url": "", "meta": "{}", "_reason": reason, "_detail": detail[:300]}
 
 
-def document(doc_id: str, text: str, meta: dict[str, Any]) -> dict[str, Any]:
-    return {"id": doc_id, "text": text, "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str), "_reason": "", "_detail": ""}
+def document(doc_id: str, text: str, meta: dict[str, Any], url: str = "") -> dict[str, Any]:
+    """A readable document; ``meta`` is stored as a JSON string, ``url`` is "" when unknown."""
+    meta_json = json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str)
+    return {"id": doc_id, "text": text, "url": url, "meta": meta_json, "_reason": "", "_detail": ""}
 
 
 class RecordParams(OperatorParams):
@@ -57,8 +61,9 @@ def record_to_doc(record: Any, path: str, offset: int, p: RecordParams) -> dict[
         return rejected(path, offset, "text_not_string", type(text).__name__)
     given = record.get(p.id_field)
     doc_id = str(given) if given not in (None, "") else f"{os.path.basename(path)}@{offset}"
-    meta = {k: v for k, v in record.items() if k not in (p.text_field, p.id_field)}
-    return document(doc_id, text, meta)
+    meta = {k: v for k, v in record.items() if k not in (p.text_field, p.id_field, "url")}
+    url = record.get("url")
+    return document(doc_id, text, meta, url if isinstance(url, str) else "")
 
 
 @register
@@ -153,7 +158,7 @@ class TextReader(Reader):
     def read(self, path: str, source: str) -> Iterator[dict[str, Any]]:
         p: TextParams = self.params
         try:
-            raw = open(path, "rb").read()
+            raw = Path(path).read_bytes()
         except OSError as err:
             yield rejected(path, 0, "unreadable_file", str(err))
             return

@@ -138,7 +138,9 @@ class Recipe(BaseModel):
         if src.format:
             match = [c for c in readers if c.name == src.format]
             if not match:
-                raise RecipeError(f"sources[{src.name}].format: unknown reader {src.format!r}; one of {[c.name for c in readers]}")
+                raise RecipeError(
+                    f"sources[{src.name}].format: unknown reader {src.format!r}; one of {[c.name for c in readers]}"
+                )
             return match[0]
         uri = src.uri.lower().rstrip("/")
         for cls in readers:
@@ -162,7 +164,9 @@ class Recipe(BaseModel):
             else:
                 files = [f for f in glob.glob(path, recursive=True) if os.path.isfile(f)]
             if not files:
-                raise RecipeError(f"sources[{src.name}].uri: {src.uri!r} (resolved to {path}) matches no readable file; check the path or glob")
+                raise RecipeError(
+                    f"sources[{src.name}].uri: {src.uri!r} (resolved to {path}) matches no readable file; check the path or glob"
+                )
             unreadable = [f for f in files if not os.access(f, os.R_OK)]
             if unreadable:
                 raise RecipeError(f"sources[{src.name}].uri: cannot read {unreadable[:3]}; fix the file permissions")

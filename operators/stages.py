@@ -12,9 +12,7 @@ from operators.base import KEEP, SIGNAL_FILL, Operator
 from operators.digest import doc_digests
 
 LEDGER_COLUMNS = ("_reason", "_detail")
-READ_SCHEMA = pa.schema(
-    [(c, pa.string()) for c in ("id", "text", "source", "meta", "_reason", "_detail")]
-)
+READ_SCHEMA = pa.schema([(c, pa.string()) for c in ("id", "text", "source", "url", "meta", "_reason", "_detail")])
 
 
 def read_files(batch: dict[str, np.ndarray], reader_cls: type[Operator]) -> pa.Table:
@@ -23,7 +21,7 @@ def read_files(batch: dict[str, np.ndarray], reader_cls: type[Operator]) -> pa.T
     for path, source, params in zip(batch["path"], batch["source"], batch["params"], strict=True):
         reader = reader_cls(json.loads(params))
         for row in reader.read(str(path), str(source)):  # type: ignore[attr-defined]
-            rows.append({**row, "source": str(source)})
+            rows.append({"url": "", **row, "source": str(source)})
     return pa.Table.from_pylist(rows, schema=_reader_schema(rows))
 
 
