@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from agent.console import console, fail, print_json
@@ -39,7 +40,7 @@ def show_op(name: str, as_json: bool = typer.Option(False, "--json", help="machi
     if as_json:
         print_json(desc)
         return
-    console.print(f"[bold]{desc['name']}[/] ({desc['kind']}, version {desc['version']})\n\n{desc['doc']}\n")
+    console.print(f"[bold]{desc['name']}[/] ({desc['kind']}, version {desc['version']})\n\n{escape(desc['doc'])}\n")
     console.print("[bold]params schema[/]")
     console.print_json(json.dumps(desc["params_schema"]))
     if desc["signals"]:

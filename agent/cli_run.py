@@ -18,7 +18,7 @@ RAY_ADDRESS = typer.Option(
     None, "--ray-address", envvar="RAY_ADDRESS", help="join this Ray cluster (default: local Ray)"
 )
 NUM_CPUS = typer.Option(None, "--num-cpus", help="CPUs for local Ray (default: all)")
-AS_JSON = typer.Option(False, "--json", help="print the manifest as JSON on stdout")
+AS_JSON = typer.Option(False, "--json", help="also print the result as JSON on stdout")
 
 
 def register(app: typer.Typer) -> None:
@@ -95,9 +95,9 @@ class _progress:
 
 
 def _show(manifest: dict, as_json: bool) -> None:
+    """The per-step table on stderr; with ``--json`` the manifest also goes to stdout."""
     if as_json:
         print_json(manifest)
-        return
     table = Table(title=f"recipe {manifest['recipe_name']} ({manifest['recipe_id'][:12]})")
     for col in ("#", "step", "stage", "docs in", "docs out", "dropped by reason", "time"):
         table.add_column(col, justify="right" if col.startswith("docs") else "left")

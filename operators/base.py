@@ -17,6 +17,7 @@ named in ``annotate_params``, so a trial that moves a threshold reruns ``decide`
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -72,7 +73,7 @@ class Operator:
             "name": cls.name,
             "kind": cls.kind,
             "version": cls.version,
-            "doc": (cls.__doc__ or "").strip(),
+            "doc": inspect.getdoc(cls) or "",
             "params_schema": cls.Params.model_json_schema(),
             "defaults": cls.Params().model_dump(mode="json") if _has_all_defaults(cls.Params) else None,
             "signals": dict(cls.signals),
