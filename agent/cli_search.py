@@ -1,0 +1,180 @@
+"""``dataplan search`` and ``dataplan finalize``: the overnight recipe search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agent.console import EXIT_FAILED, console, fail, print_json
+from operators.ray_session import ray_session
+from operators.recipe import RecipeError, load_recipe
+
+EXIT_INTERRUPTED = 130
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search)
+    app.command("finalize")(finalize_cmd)
+
+
+def search(
+    space: Path | None = typer.Argument(None, help="search-space YAML (omit with --resume)"),
+    recipe: Path | None = typer.Option(
+        None, "--recipe", "-r", help="base recipe (default: `recipe:` in the space file)"
+    ),
+    folder: Path | None = typer.Option(
+        None, "--dir", "-d", help="search folder (default: <workspace>/searches/<space name>)"
+    ),
+    resume: Path | None = typer.Option(None, "--resume", help="continue the search in this folder"),
+    trials: int | None = typer.Option(
+        None, "--trials", "-n", help="trials to finish in total (with --resume: raises the total)"
+    ),
+    time_budget: str | None = typer.Option(
+        None, "--time-budget", help="stop starting trials after this long, e.g. 8h, 30m"
+    ),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe (multivariate), gp, cmaes or random"),
+    pruner: str = typer.Option("hyperband", "--pruner", help="hyperband, halving or none"),
+    seed: int = typer.Option(0, "--seed"),
+    finalize: bool = typer.Option(
+        True, "--finalize/--no-finalize", help="fit the surrogate, confirm and report at the end"
+    ),
+    confirm_preset: str | None = typer.Option(
+        None, "--confirm-preset", help="proxy preset for confirmation (default: the search's)"
+    ),
+    confirm_tokens: int | None = typer.Option(
+        None, "--confirm-tokens", help="tokens per confirmation run (default: 2x the search's)"
+    ),
+    ray_address: str | None = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS"),
+    as_json: bool = typer.Option(False, "--json", help="print the final summary as JSON on stdout"),
+) -> None:
+    """Search recipe settings and mixture weights jointly; resumable after Ctrl-C, SIGTERM or kill -9."""
+    from experiments.search_config import parse_duration
+    from experiments.study import Search
+
+    s = None
+    try:
+        budget = parse_duration(time_budget)
+        if resume:
+            s = Search(resume)
+            if trials and trials > s.config.n_trials:
+                s.extend({"params": s.config.space["params"]}, trials - s.config.n_trials)
+        else:
+            if space is None:
+                fail("give a search-space YAML, or --resume DIR")
+            data = _load_yaml(space)
+            base = load_recipe(recipe or _recipe_from_space(space, data))
+            target = folder or _default_dir(space)
+            settings = {"sampler": sampler, "pruner": pruner, "seed": seed, "time_budget_s": budget}
+            if trials:
+                settings["n_trials"] = trials
+            s = Search.create(target, base, data, **settings)
+        console.print(f"search folder: {s.folder}")
+        with ray_session(ray_address), _trial_progress(s.config.n_trials, s.counts()["finished"]) as on_trial:
+            counts = s.run(budget, on_trial=on_trial)
+            final = None
+            if finalize and counts["complete"] >= 3:
+                from experiments.finalize import finalize as do_finalize
+
+                console.print("finalizing: surrogate, confirmation runs, report")
+                final = do_finalize(s.folder, confirm_preset=confirm_preset, confirm_tokens=confirm_tokens)
+    except KeyboardInterrupt:
+        where = s.folder if s else "DIR"
+        console.print(
+            f"[yellow]interrupted[/]: the running trial was marked; continue with `dataplan search --resume {where}`"
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except RecipeError as err:
+        fail(str(err))
+    summary = {"dir": str(s.folder), "counts": counts, "final": final}
+    if as_json:
+        print_json(summary)
+    console.print(f"trials: {counts}")
+    if final:
+        _show_final(final)
+    elif finalize:
+        console.print("[yellow]fewer than 3 completed trials: no surrogate fit[/]")
+
+
+def finalize_cmd(
+    folder: Path = typer.Argument(..., help="search folder"),
+    confirm: bool = typer.Option(True, "--confirm/--no-confirm"),
+    confirm_preset: str | None = typer.Option(None, "--confirm-preset"),
+    confirm_tokens: int | None = typer.Option(None, "--confirm-tokens"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Predicted-optimal recipe, confirmation against baselines and report for a finished search."""
+    from experiments.finalize import finalize as do_finalize
+
+    try:
+        with ray_session():
+            final = do_finalize(folder, confirm=confirm, confirm_preset=confirm_preset, confirm_tokens=confirm_tokens)
+    except (RecipeError, ValueError) as err:
+        fail(str(err), EXIT_FAILED)
+    if as_json:
+        print_json(final)
+    _show_final(final)
+
+
+def _show_final(final: dict) -> None:
+    p = final["prediction"]
+    console.print(
+        f"predicted-optimal: {p['predicted']:.4f} ± {p['uncertainty']:.4f} bpb  ({final['predicted_recipe']})"
+    )
+    if final["confirm"]:
+        for g in final["confirm"]["gaps"]:
+            console.print(
+                f"  vs {g['baseline']}: {g['diff']:+.4f} bpb, 95% CI [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}] -> {g['verdict']}"
+            )
+    console.print(f"report: {final['report']}")
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise RecipeError(f"search space {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"search space {path}: expected a mapping with `params:` and `objective:`")
+    return data
+
+
+def _recipe_from_space(space: Path, data: dict) -> Path:
+    if "recipe" not in data:
+        raise RecipeError(f"{space}: no `recipe:` in the space file; pass --recipe RECIPE.yaml")
+    return (space.parent / data["recipe"]).resolve()
+
+
+def _default_dir(space: Path) -> Path:
+    from operators.env import workspace
+
+    return workspace() / "searches" / space.stem
+
+
+class _trial_progress:
+    def __init__(self, total: int, done: int) -> None:
+        self.bar = Progress(
+            TextColumn("trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.total, self.done = total, done
+
+    def __enter__(self):
+        self.bar.__enter__()
+        self.task = self.bar.add_task("", total=self.total, completed=self.done)
+        return self
+
+    def __call__(self, row: dict) -> None:
+        if row["state"] != "interrupted":
+            self.bar.advance(self.task)
+        obj = f"{row['objective']:.4f}" if row["objective"] is not None else row["state"]
+        self.bar.update(self.task, description=f"last #{row['number']}: {obj}")
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)

@@ -1,0 +1,138 @@
+"""One trial's work: run the recipe, train a proxy on its output, score it on the targets."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from experiments.search_config import SearchConfig
+from experiments.targets import exclude_held_out
+from operators.manifest import run_recipe
+from operators.recipe import Recipe
+
+ReportFn = Callable[[int, float], bool]
+"""(step, weighted bpb so far) -> True to prune."""
+
+
+@dataclass
+class TrialOutcome:
+    objective: float = float("nan")
+    bpb: dict[str, float] = field(default_factory=dict)
+    retained_tokens: int = 0
+    drop_rates: dict[str, float] = field(default_factory=dict)
+    pruned: bool = False
+    pruned_at: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    manifest_path: Path | None = None
+    proxy: dict[str, Any] = field(default_factory=dict)
+
+    def attrs(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective,
+            "bpb": self.bpb,
+            "retained_tokens": self.retained_tokens,
+            "drop_rates": self.drop_rates,
+            "seconds": self.seconds,
+            "proxy": self.proxy,
+        }
+
+
+def weighted(bpb: dict[str, float], config: SearchConfig) -> float:
+    weights = {t.name: t.weight for t in config.targets}
+    total = sum(weights[k] for k in bpb)
+    return sum(weights[k] * v for k, v in bpb.items()) / total if total else float("nan")
+
+
+def evaluate_trial(
+    recipe: Recipe, trial_dir: Path, config: SearchConfig, report: ReportFn, seed: int | None = None
+) -> TrialOutcome:
+    """Run, train, score. ``report`` is called on every intermediate evaluation (the pruner)."""
+    start = time.perf_counter()
+    out = TrialOutcome()
+    run_dir = trial_dir / "run"
+    manifest = run_recipe(exclude_held_out(recipe, config.held_out_ids), run_dir)
+    out.manifest_path = run_dir / "manifest.json"
+    out.seconds["pipeline"] = time.perf_counter() - start
+    out.retained_tokens = retained_bytes(run_dir)
+    out.drop_rates = drop_rates(manifest)
+
+    def on_eval(step: int, tokens_seen: int, scores: dict[str, float]) -> bool:
+        value = weighted(scores, config)
+        stop = report(step, value)
+        if stop:
+            out.pruned, out.pruned_at = True, step
+        return stop
+
+    result = train_and_score(
+        run_dir, recipe, config, seed if seed is not None else config.seed, on_eval, trial_dir / "proxy"
+    )
+    out.bpb = result["bpb"]
+    out.objective = weighted(out.bpb, config)
+    out.seconds.update({"train": result["train_seconds"], "eval": result["eval_seconds"]})
+    out.seconds["total"] = time.perf_counter() - start
+    out.seconds["overhead"] = max(
+        0.0, out.seconds["total"] - out.seconds["pipeline"] - out.seconds["train"] - out.seconds["eval"]
+    )
+    out.proxy = {k: result[k] for k in ("tokens_per_s", "mfu", "params", "tokens") if k in result}
+    return out
+
+
+def train_and_score(
+    run_dir: Path, recipe: Recipe, config: SearchConfig, seed: int, on_eval, out_dir: Path
+) -> dict[str, Any]:
+    """Train the configured proxy on ``run_dir`` with the recipe's mixture; bpb per target."""
+    from evaluators.proxy import Target, evaluate_recipe_output
+
+    targets = [Target(name=t.name, files=[t.file]) for t in config.targets]
+    p = config.proxy
+    res = evaluate_recipe_output(
+        run_dir,
+        recipe.mixture,
+        targets,
+        preset=p.preset,
+        tokens=p.tokens,
+        seed=seed,
+        eval_every=p.eval_every or None,
+        on_eval=on_eval,
+        out_dir=out_dir,
+    )
+    return {
+        "bpb": dict(res.bpb),
+        "train_seconds": res.train_seconds,
+        "eval_seconds": res.eval_seconds,
+        "tokens_per_s": res.tokens_per_s,
+        "mfu": res.mfu,
+        "params": res.params,
+        "tokens": res.tokens,
+    }
+
+
+def retained_bytes(run_dir: Path) -> int:
+    """UTF-8 bytes of every kept document (= tokens under the byte-level tokenizer)."""
+    total = 0
+    for f in (run_dir / "data").glob("*.parquet"):
+        col = pq.read_table(f, columns=["text"]).column("text")
+        total += int(pc.sum(pc.binary_length(col.cast("binary"))).as_py() or 0)
+    return total
+
+
+def drop_rates(manifest: dict[str, Any]) -> dict[str, float]:
+    """Fraction of input documents dropped per reason code (held-out exclusions not counted)."""
+    n = max(1, manifest["input_docs"])
+    rates: dict[str, float] = {}
+    for step in manifest["steps"]:
+        for reason, count in step["dropped"].items():
+            if reason != "held_out":
+                rates[reason] = rates.get(reason, 0.0) + count / n
+    return rates
+
+
+def failure_text(err: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(err), err)).strip()[:2000]

@@ -1,0 +1,154 @@
+"""``DIR/report.md`` and its plots: optimisation history, parameter importances, mixture weights
+against the objective, and the confirm table with error bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import optuna
+
+from experiments.confirm import ConfirmResult
+from experiments.space import simplex_weights
+from experiments.surrogate import Prediction
+
+
+def plot_history(trials: list[dict[str, Any]], path: Path) -> Path:
+    done = [t for t in trials if t["state"] == "complete"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = [t["number"] for t in done]
+    ys = [t["objective"] for t in done]
+    best = [min(ys[: i + 1]) for i in range(len(ys))]
+    ax.scatter(xs, ys, s=14, label="trial")
+    ax.step(xs, best, where="post", color="C3", label="best so far")
+    pruned = [t["number"] for t in trials if t["state"] == "pruned"]
+    if pruned:
+        ax.scatter(pruned, [max(ys or [0])] * len(pruned), marker="x", color="grey", label="pruned")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("weighted bits-per-byte")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_importances(study: optuna.Study, path: Path) -> tuple[Path | None, dict[str, float]]:
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < 3 or len(study.directions) > 1:
+        return None, {}
+    try:
+        imp = optuna.importance.get_param_importances(study)
+    except (RuntimeError, ValueError):
+        return None, {}
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(imp) + 1))
+    names = list(imp)[::-1]
+    ax.barh(names, [imp[n] for n in names])
+    ax.set_xlabel("importance (fANOVA)")
+    return _save(fig, path), imp
+
+
+def plot_weights(trials: list[dict[str, Any]], sources: list[str], path: Path) -> Path | None:
+    done = [t for t in trials if t["state"] == "complete" and all(f"mixture.{s}" in t["params"] for s in sources)]
+    if not sources or not done:
+        return None
+    fig, axes = plt.subplots(1, len(sources), figsize=(3 * len(sources), 3), sharey=True, squeeze=False)
+    for ax, src in zip(axes[0], sources, strict=True):
+        ws = [simplex_weights({s: t["params"][f"mixture.{s}"] for s in sources})[src] for t in done]
+        ax.scatter(ws, [t["objective"] for t in done], s=14)
+        ax.set_xlabel(f"weight of {src}")
+    axes[0][0].set_ylabel("weighted bits-per-byte")
+    return _save(fig, path)
+
+
+def plot_confirm(result: ConfirmResult, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 0.5 * len(result.scores) + 1))
+    names = [s.name for s in result.scores][::-1]
+    means = [s.mean for s in result.scores][::-1]
+    stds = [s.std for s in result.scores][::-1]
+    ax.barh(names, means, xerr=stds, capsize=4, color=["C3" if n == "predicted_optimal" else "C0" for n in names])
+    pad = 3 * max([*stds, 0.01])
+    ax.set_xlim(min(means) - pad, max(means) + pad)
+    ax.set_xlabel(
+        f"bits-per-byte ({result.preset}, {result.tokens} tokens, {len(result.seeds)} seeds; lower is better)"
+    )
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(
+    folder: Path,
+    study: optuna.Study,
+    trials: list[dict[str, Any]],
+    sources: list[str],
+    prediction: Prediction,
+    predicted_yaml: str,
+    confirm: ConfirmResult | None,
+) -> tuple[Path, list[Path]]:
+    """Write report.md and the PNGs; returns the report path and the plot paths."""
+    plots: list[Path] = [plot_history(trials, folder / "history.png")]
+    imp_path, importances = plot_importances(study, folder / "importances.png")
+    plots += [p for p in (imp_path, plot_weights(trials, sources, folder / "weights.png")) if p]
+    if confirm:
+        plots.append(plot_confirm(confirm, folder / "confirm.png"))
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    lines = [
+        f"# Recipe search report: {folder.name}",
+        "",
+        f"Trials: {sum(counts.values())} ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}).",
+        f"Best observed weighted bits-per-byte: {prediction.best_observed:.4f}.",
+        "",
+        "## Predicted-optimal recipe",
+        "",
+        f"Surrogate ({prediction.model}, fitted on {prediction.n_trials} trials, searched over {prediction.n_candidates} candidates) "
+        f"predicts {prediction.predicted:.4f} ± {prediction.uncertainty:.4f} (bootstrap std).",
+        "",
+        "```yaml",
+        predicted_yaml.rstrip(),
+        "```",
+        "",
+    ]
+    if confirm:
+        lines += _confirm_section(confirm)
+    if importances:
+        lines += ["## Parameter importances", "", *[f"- `{k}`: {v:.3f}" for k, v in importances.items()], ""]
+    lines += ["## Trials", "", "| # | state | objective | params |", "|---|---|---|---|"]
+    for t in trials:
+        obj = f"{t['objective']:.4f}" if t["objective"] is not None else ""
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in t["params"].items())
+        lines.append(f"| {t['number']} | {t['state']} | {obj} | {params} |")
+    lines += ["", *[f"![{p.stem}]({p.name})" for p in plots], ""]
+    report = folder / "report.md"
+    report.write_text("\n".join(lines), encoding="utf-8")
+    return report, plots
+
+
+def _confirm_section(c: ConfirmResult) -> list[str]:
+    lines = [
+        f"## Confirmation ({c.preset}, {c.tokens} tokens, seeds {c.seeds})",
+        "",
+        "| recipe | search-scale | confirm mean | std |",
+        "|---|---|---|---|",
+        *[f"| {s.name} | {s.search_scale:.4f} | {s.mean:.4f} | {s.std:.4f} |" for s in c.scores],
+        "",
+        "| predicted-optimal vs | difference | 95% CI | verdict |",
+        "|---|---|---|---|",
+        *[f"| {g.baseline} | {g.diff:+.4f} | [{g.ci95[0]:+.4f}, {g.ci95[1]:+.4f}] | {g.verdict} |" for g in c.gaps],
+        "",
+        f"Spearman rank correlation, search-scale vs confirm-scale: {c.spearman if c.spearman is None else round(c.spearman, 3)}.",
+        "",
+    ]
+    return lines
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -1,0 +1,91 @@
+"""The configuration of one search, stored as ``DIR/search.json`` so a search can resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from experiments.space import SearchSpace, parse_space
+from experiments.targets import ResolvedTarget
+from operators.recipe import Recipe, RecipeError, recipe_from_yaml
+
+SAMPLERS = ("tpe", "gp", "cmaes", "random")
+
+
+class TargetSpec(BaseModel):
+    """A held-out text set the proxies are scored on: files, or a held-out slice of a source."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    files: list[str] | None = None
+    source: str | None = None
+    fraction: float = Field(0.1, gt=0, lt=1)
+    max_bytes: int = Field(200_000, gt=0, description="cap on the target's size (evaluation cost)")
+    weight: float = Field(1.0, ge=0)
+
+
+class ProxySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    preset: str = "nano"
+    tokens: int = Field(200_000, gt=0)
+    eval_every: int = Field(0, ge=0, description="steps between intermediate evaluations (0 = 4 per run)")
+    seq_len: int | None = None
+
+
+class ObjectiveSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    targets: list[TargetSpec] = Field(min_length=1)
+    retained_tokens: bool = Field(False, description="also maximise retained tokens (multi-objective)")
+
+
+class SearchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    recipe_yaml: str
+    base_dir: str
+    space: dict[str, Any]
+    objective: ObjectiveSpec
+    proxy: ProxySpec = Field(default_factory=ProxySpec)
+    sampler: Literal["tpe", "gp", "cmaes", "random"] = "tpe"
+    pruner: Literal["hyperband", "halving", "none"] = "hyperband"
+    seed: int = 0
+    n_trials: int = Field(20, gt=0)
+    time_budget_s: float | None = None
+    study_name: str = "search"
+    mlflow_parent_run: str | None = None
+    enqueued: list[dict[str, Any]] = Field(default_factory=list)
+    targets: list[ResolvedTarget] = Field(default_factory=list)
+    held_out_ids: str | None = None
+
+    def base_recipe(self) -> Recipe:
+        return recipe_from_yaml(self.recipe_yaml, base_dir=self.base_dir)
+
+    def resolved_space(self) -> SearchSpace:
+        return parse_space(self.space, self.base_recipe())
+
+    def save(self, folder: Path) -> None:
+        (folder / "search.json").write_text(self.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> SearchConfig:
+        path = folder / "search.json"
+        if not path.is_file():
+            raise RecipeError(
+                f"{folder} is not a search folder (no search.json); start one with `dataplan search SPACE.yaml`"
+            )
+        return cls.model_validate_json(path.read_text())
+
+
+def parse_duration(text: str | None) -> float | None:
+    """``90s``, ``15m``, ``8h``, ``1.5h`` or plain seconds -> seconds."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        if text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except (ValueError, IndexError):
+        raise RecipeError(f"time budget {text!r}: use e.g. 90s, 15m, 8h") from None

@@ -1,0 +1,210 @@
+"""Search spaces: which recipe fields a search may move, and over what ranges.
+
+A space is a small YAML beside a base recipe::
+
+    params:
+      steps.length_filter.min_words: {int: [20, 200]}          # steps.<op>.<param>
+      steps.2.max_chars: {int: [5000, 50000], log: true}       # steps.<index>.<param> when an op repeats
+      steps.text_normalize.enabled: bool                       # optional step on/off
+      steps.text_normalize.form: {choice: [NFC, NFKC]}          # only sampled when the step is on
+      mixture.weights: simplex                                 # weights on the probability simplex
+
+``simplex`` is parametrised by one uniform draw ``u_s`` in (0, 1] per source and
+``w_s = -log(u_s) / sum(-log(u))``: normalised exponentials, so independent uniform draws give a
+uniform Dirichlet(1) point (a standard simplex construction), and every weight stays positive.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import optuna
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from operators.base import get_operator
+from operators.recipe import Recipe, RecipeError
+
+SIMPLEX_FLOOR = 1e-6
+
+
+class Dist(BaseModel):
+    """One dimension: exactly one of int / float / choice / bool."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    ints: tuple[int, int] | None = Field(None, alias="int")
+    floats: tuple[float, float] | None = Field(None, alias="float")
+    choice: list[Any] | None = None
+    boolean: bool = Field(False, alias="bool")
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Dist:
+        kinds = [k for k in ("ints", "floats", "choice") if getattr(self, k) is not None] + (
+            ["bool"] if self.boolean else []
+        )
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of {int: [lo, hi]}, {float: [lo, hi]}, {choice: [...]}, bool")
+        bounds = self.ints or self.floats
+        if bounds and bounds[0] > bounds[1]:
+            raise ValueError(f"lower bound {bounds[0]} > upper bound {bounds[1]}")
+        if self.log and (not bounds or bounds[0] <= 0):
+            raise ValueError("log: true needs positive numeric bounds")
+        return self
+
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
+        if self.ints is not None:
+            return trial.suggest_int(name, *self.ints, log=self.log)
+        if self.floats is not None:
+            return trial.suggest_float(name, *self.floats, log=self.log)
+        if self.choice is not None:
+            return trial.suggest_categorical(name, self.choice)
+        return trial.suggest_categorical(name, [True, False])
+
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        D = optuna.distributions
+        if self.ints is not None:
+            return D.IntDistribution(*self.ints, log=self.log)
+        if self.floats is not None:
+            return D.FloatDistribution(*self.floats, log=self.log)
+        return D.CategoricalDistribution(self.choice if self.choice is not None else [True, False])
+
+
+class StepParam(BaseModel):
+    step: int
+    op: str
+    param: str  # "enabled" for the on/off switch
+    dist: Dist
+
+
+class SearchSpace(BaseModel):
+    """Resolved against a base recipe: every dimension points at a concrete step index."""
+
+    params: list[StepParam] = Field(default_factory=list)
+    simplex: list[str] = Field(default_factory=list, description="sources whose mixture weights are searched")
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Sample one point; a step's params are only sampled when the step is on."""
+        for p in self.params:
+            if p.param == "enabled":
+                p.dist.suggest(trial, _name(p))
+        for p in self.params:
+            if p.param != "enabled" and self.step_enabled(p.step, trial.params):
+                p.dist.suggest(trial, _name(p))
+        for src in self.simplex:
+            trial.suggest_float(f"mixture.{src}", SIMPLEX_FLOOR, 1.0)
+        return dict(trial.params)
+
+    def step_enabled(self, step: int, values: dict[str, Any]) -> bool:
+        switch = [p for p in self.params if p.step == step and p.param == "enabled"]
+        return not switch or bool(values.get(_name(switch[0]), True))
+
+    def apply(self, base: Recipe, values: dict[str, Any]) -> Recipe:
+        """The base recipe with ``values`` (as produced by ``suggest``) written in."""
+        data = base.model_dump(mode="json")
+        for p in self.params:
+            if _name(p) not in values:
+                continue
+            step = data["steps"][p.step]
+            if p.param == "enabled":
+                step["enabled"] = bool(values[_name(p)])
+            else:
+                step["params"][p.param] = values[_name(p)]
+        if self.simplex:
+            data["mixture"]["weights"] = simplex_weights({s: values[f"mixture.{s}"] for s in self.simplex})
+        return Recipe.model_validate({**data, "base_dir": base.base_dir})
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        out = {_name(p): p.dist.distribution() for p in self.params}
+        out.update({f"mixture.{s}": optuna.distributions.FloatDistribution(SIMPLEX_FLOOR, 1.0) for s in self.simplex})
+        return out
+
+
+def simplex_weights(draws: dict[str, float]) -> dict[str, float]:
+    """Uniform draws in (0, 1] -> normalised exponential weights summing to 1."""
+    raw = {s: -math.log(max(u, SIMPLEX_FLOOR)) + 1e-12 for s, u in draws.items()}
+    total = sum(raw.values())
+    return {s: round(v / total, 6) for s, v in raw.items()}
+
+
+def _name(p: StepParam) -> str:
+    return f"steps.{p.step}.{p.op}.{p.param}"
+
+
+def parse_space(data: dict[str, Any], base: Recipe, origin: str = "space") -> SearchSpace:
+    """Resolve a space mapping against ``base`` and the operator schemas; errors name the key and the fix."""
+    if not isinstance(data, dict) or not isinstance(data.get("params", {}), dict):
+        raise RecipeError(f"{origin}: expected a mapping with `params:` (field path -> range)")
+    space = SearchSpace()
+    for key, spec in (data.get("params") or {}).items():
+        where = f"{origin}.params[{key!r}]"
+        if key == "mixture.weights":
+            if spec != "simplex":
+                raise RecipeError(f"{where}: only `simplex` is supported for mixture weights")
+            space.simplex = [s.name for s in base.sources]
+            continue
+        m = re.fullmatch(r"steps\.([A-Za-z0-9_\-]+)\.([A-Za-z0-9_]+)", key)
+        if not m:
+            raise RecipeError(f"{where}: expected steps.<op or index>.<param> or mixture.weights")
+        index = _step_index(m[1], base, where)
+        op = base.steps[index].op
+        dist = _parse_dist(spec, where)
+        if m[2] != "enabled":
+            _check_param(op, m[2], dist, where)
+        elif not dist.boolean:
+            raise RecipeError(f"{where}: `enabled` takes `bool`")
+        space.params.append(StepParam(step=index, op=op, param=m[2], dist=dist))
+    if not space.params and not space.simplex:
+        raise RecipeError(f"{origin}: the space has no dimensions; add entries under `params:`")
+    return space
+
+
+def load_space(path: str, base: Recipe) -> tuple[SearchSpace, dict[str, Any]]:
+    """Load a space YAML; returns the resolved space and the raw mapping (objective, proxy, ...)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as err:
+        raise RecipeError(f"search space {path!r}: {err.strerror}") from None
+    return parse_space(data, base, origin=str(path)), data
+
+
+def _step_index(ref: str, base: Recipe, where: str) -> int:
+    if ref.isdigit():
+        if int(ref) >= len(base.steps):
+            raise RecipeError(f"{where}: the base recipe has {len(base.steps)} steps; index {ref} is out of range")
+        return int(ref)
+    matches = [i for i, s in enumerate(base.steps) if s.op == ref]
+    if not matches:
+        ops = sorted({s.op for s in base.steps})
+        raise RecipeError(f"{where}: no step with op {ref!r} in the base recipe; its ops are {ops}")
+    if len(matches) > 1:
+        raise RecipeError(f"{where}: op {ref!r} appears at steps {matches}; use steps.<index>.<param>")
+    return matches[0]
+
+
+def _parse_dist(spec: Any, where: str) -> Dist:
+    if spec == "bool" or spec == {"bool": None}:
+        return Dist(boolean=True)
+    try:
+        return Dist.model_validate(spec)
+    except ValidationError as err:
+        msg = "; ".join(e["msg"] for e in err.errors())
+        raise RecipeError(f"{where}: {msg}") from None
+
+
+def _check_param(op: str, param: str, dist: Dist, where: str) -> None:
+    cls = get_operator(op)
+    fields = cls.Params.model_fields
+    if param not in fields:
+        raise RecipeError(f"{where}: {op!r} has no parameter {param!r}; its parameters are {sorted(fields)}")
+    values = list(dist.ints or dist.floats or dist.choice or [True, False])
+    for value in values:
+        try:
+            cls.Params.model_validate({param: value})
+        except ValidationError as err:
+            raise RecipeError(
+                f"{where}: value {value!r} is invalid for {op}.{param}: {err.errors()[0]['msg']}"
+            ) from None

@@ -1,0 +1,305 @@
+"""The recipe search: an Optuna study in SQLite beside the run, one MLflow child run per trial.
+
+``Search.create`` writes ``DIR/search.json`` and ``DIR/study.db``; ``Search(DIR).run()`` runs trials
+until ``n_trials`` have finished (completed, pruned or failed with an error) or the time budget is
+spent. A trial samples the space, runs the recipe (cached stages: a trial that only moves a
+threshold or a weight recomputes no signal), trains a proxy and scores it in bits-per-byte on the
+targets; intermediate scores feed the pruner (Hyperband by default; Li et al. 2018).
+
+Interruptions: SIGINT/SIGTERM mark the running trial ``interrupted`` and re-enqueue its params;
+after a ``kill -9`` the next ``run`` finds the trial still RUNNING (no live process holds the
+lock) and does the same. Interrupted trials never count towards ``n_trials``, so resuming loses no
+completed trial and counts none twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from experiments.objective import TrialOutcome, evaluate_trial, failure_text
+from experiments.search_config import SearchConfig
+from experiments.targets import prepare_targets
+from experiments.tracking import flat_params, mlflow_client, numeric
+from operators.recipe import Recipe, RecipeError
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class SearchBusyError(RecipeError):
+    """Another live process is running this search."""
+
+
+class Search:
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder).resolve()
+        self.config = SearchConfig.load(self.folder)
+        self.space = self.config.resolved_space()
+        self.base = self.config.base_recipe()
+
+    # ---- creation ----------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, folder: str | Path, recipe: Recipe, space: dict[str, Any], **settings: Any) -> Search:
+        """Validate everything, then write ``search.json``, the study and the MLflow parent run."""
+        folder = Path(folder).resolve()
+        if (folder / "search.json").exists():
+            raise RecipeError(f"{folder} already holds a search; resume it with `dataplan search --resume {folder}`")
+        objective = settings.pop("objective", None) or space.get("objective")
+        if objective is None:
+            raise RecipeError("the search needs an `objective:` with `targets:` (in the space YAML or given)")
+        config = SearchConfig.model_validate(
+            {
+                "recipe_yaml": recipe.to_yaml(),
+                "base_dir": recipe.base_dir,
+                "space": {"params": space.get("params", {})},
+                "objective": objective,
+                "proxy": settings.pop("proxy", None) or space.get("proxy") or {},
+                **settings,
+            }
+        )
+        config.resolved_space()  # raises on a bad space before anything is written
+        recipe.input_files()
+        folder.mkdir(parents=True, exist_ok=True)
+        config.targets, config.held_out_ids = prepare_targets(config.objective.targets, recipe, folder)
+        config.save(folder)
+        search = cls(folder)
+        study = search.study()
+        for params in config.enqueued:
+            study.enqueue_trial(params, skip_if_exists=True)
+        mlflow = mlflow_client()
+        with mlflow.start_run(run_name=f"search:{folder.name}") as run:
+            mlflow.log_params(
+                flat_params(
+                    "search",
+                    {"sampler": config.sampler, "n_trials": config.n_trials, "proxy": config.proxy.model_dump()},
+                )
+            )
+            mlflow.set_tags({"dataplan.kind": "search", "dataplan.dir": str(folder)})
+            mlflow.log_text(config.recipe_yaml, "base_recipe.yaml")
+        config.mlflow_parent_run = run.info.run_id
+        config.save(folder)
+        search.config = config
+        return search
+
+    def study(self) -> optuna.Study:
+        directions = ["minimize", "maximize"] if self.config.objective.retained_tokens else ["minimize"]
+        return optuna.create_study(
+            storage=f"sqlite:///{self.folder / 'study.db'}",
+            study_name=self.config.study_name,
+            sampler=make_sampler(self.config.sampler, self.config.seed, len(directions) > 1),
+            pruner=make_pruner(self.config.pruner),
+            directions=directions,
+            load_if_exists=True,
+        )
+
+    # ---- warm starts and extension -----------------------------------------------------------
+
+    def enqueue(self, values: dict[str, Any]) -> None:
+        """Add a proposal (space parameter names -> values) as the next trial to run."""
+        unknown = sorted(set(values) - set(self.space.distributions()))
+        if unknown:
+            raise RecipeError(
+                f"enqueue: {unknown} are not dimensions of this space; known: {sorted(self.space.distributions())}"
+            )
+        self.study().enqueue_trial(values, skip_if_exists=True)
+
+    def extend(self, space: dict[str, Any], more_trials: int) -> None:
+        """Continue this study over a new space (Optuna allows define-by-run spaces) with more trials."""
+        self.config.space = {"params": space.get("params", {})}
+        self.config.resolved_space()
+        self.config.n_trials += more_trials
+        self.config.save(self.folder)
+        self.space = self.config.resolved_space()
+
+    # ---- running -----------------------------------------------------------------------------
+
+    def counts(self, study: optuna.Study | None = None) -> dict[str, int]:
+        trials = (study or self.study()).get_trials(deepcopy=False)
+        counts = {"complete": 0, "pruned": 0, "failed": 0, "interrupted": 0, "running": 0, "waiting": 0}
+        for t in trials:
+            if t.user_attrs.get("interrupted"):
+                counts["interrupted"] += 1
+            else:
+                counts[
+                    {
+                        TrialState.COMPLETE: "complete",
+                        TrialState.PRUNED: "pruned",
+                        TrialState.FAIL: "failed",
+                        TrialState.RUNNING: "running",
+                        TrialState.WAITING: "waiting",
+                    }[t.state]
+                ] += 1
+        counts["finished"] = counts["complete"] + counts["pruned"] + counts["failed"]
+        return counts
+
+    def run(self, time_budget_s: float | None = None, on_trial: Callable[[dict], None] | None = None) -> dict[str, int]:
+        """Run trials until ``n_trials`` have finished or the time budget is spent."""
+        budget = time_budget_s if time_budget_s is not None else self.config.time_budget_s
+        deadline = None if budget is None else time.monotonic() + budget
+        with self._lock(), _signals_raise_interrupt():
+            study = self.study()
+            self._recover_interrupted(study)
+            mlflow = mlflow_client()
+            with mlflow.start_run(run_id=self.config.mlflow_parent_run):
+                while self.counts(study)["finished"] < self.config.n_trials:
+                    if deadline is not None and time.monotonic() > deadline:
+                        break
+                    try:
+                        study.optimize(self._objective, n_trials=1, catch=(Exception,))
+                    except KeyboardInterrupt:
+                        self._recover_interrupted(study)
+                        raise
+                    if on_trial:
+                        on_trial(trial_summary(study.trials[-1]))
+                mlflow.log_metrics(numeric(self.counts(study)))
+        return self.counts(study)
+
+    def _objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        values = self.space.suggest(trial)
+        recipe = self.space.apply(self.base, values)
+        recipe.name = f"{self.base.name}-trial{trial.number}"
+        trial_dir = self.folder / "trials" / f"{trial.number:04d}"
+        multi = self.config.objective.retained_tokens
+        mlflow = mlflow_client()
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True) as child:
+            trial.set_user_attr("recipe_id", recipe.recipe_id())
+            trial.set_user_attr("mlflow_run", child.info.run_id)
+            mlflow.set_tags({"dataplan.trial": str(trial.number), "dataplan.recipe_id": recipe.recipe_id()})
+            mlflow.log_params(flat_params("", values))
+            mlflow.log_text(recipe.to_yaml(), "recipe.yaml")
+
+            def report(step: int, value: float) -> bool:
+                if multi:
+                    return False
+                trial.report(value, step)
+                mlflow.log_metric("intermediate_bpb", value, step=step)
+                return trial.should_prune()
+
+            try:
+                outcome = evaluate_trial(recipe, trial_dir, self.config, report)
+            except Exception as err:
+                trial.set_user_attr("error", failure_text(err))
+                raise
+            self._record(trial, outcome, mlflow)
+            if outcome.pruned:
+                mlflow.set_tag("dataplan.state", "pruned")
+                raise optuna.TrialPruned(f"pruned at step {outcome.pruned_at}")
+        return (outcome.objective, outcome.retained_tokens) if multi else outcome.objective
+
+    @staticmethod
+    def _record(trial: optuna.Trial, outcome: TrialOutcome, mlflow: Any) -> None:
+        attrs = outcome.attrs()
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        mlflow.log_metrics(
+            numeric({**attrs.get("bpb", {}), **{k: v for k, v in attrs.items() if not isinstance(v, dict)}})
+        )
+        mlflow.log_metrics({f"bpb.{k}": v for k, v in attrs.get("bpb", {}).items()})
+        mlflow.log_metrics({f"drop_rate.{k}": v for k, v in attrs.get("drop_rates", {}).items()})
+        mlflow.log_artifact(str(outcome.manifest_path))
+
+    # ---- interruption handling ---------------------------------------------------------------
+
+    def _recover_interrupted(self, study: optuna.Study) -> None:
+        """Trials left RUNNING by a dead or interrupted process: mark, close their MLflow run, retry."""
+        storage = study._storage
+        client = mlflow_client().MlflowClient()
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            if run_id := t.user_attrs.get("mlflow_run"):
+                client.set_terminated(run_id, status="KILLED")
+            if t.params:
+                study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        pid_file = self.folder / "search.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text() or 0)
+            if pid and pid != os.getpid() and _alive(pid):
+                raise SearchBusyError(f"search in {self.folder} is already running (pid {pid}); stop it first")
+        pid_file.write_text(str(os.getpid()))
+        try:
+            yield
+        finally:
+            pid_file.unlink(missing_ok=True)
+
+
+def trial_summary(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """One row of the trial table: number, state, objective, bpb per target, params, times."""
+    state = "interrupted" if t.user_attrs.get("interrupted") else t.state.name.lower()
+    return {
+        "number": t.number,
+        "state": state,
+        "objective": t.values[0] if t.values else None,
+        "bpb": t.user_attrs.get("bpb", {}),
+        "retained_tokens": t.user_attrs.get("retained_tokens"),
+        "recipe_id": t.user_attrs.get("recipe_id"),
+        "params": dict(t.params),
+        "seconds": t.user_attrs.get("seconds", {}),
+        "error": t.user_attrs.get("error"),
+    }
+
+
+def make_sampler(name: str, seed: int, multi: bool) -> optuna.samplers.BaseSampler:
+    S = optuna.samplers
+    if name == "tpe":
+        return S.TPESampler(multivariate=True, seed=seed, n_startup_trials=5)
+    if name == "gp":
+        return S.GPSampler(seed=seed)
+    if name == "cmaes":
+        return S.CmaEsSampler(seed=seed, n_startup_trials=3)
+    if name == "random":
+        return S.RandomSampler(seed=seed)
+    raise RecipeError(f"sampler {name!r}: one of tpe, gp, cmaes, random")
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.NopPruner()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        status = Path(f"/proc/{pid}/status").read_text()
+        if "\nState:\tZ" in status:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupt() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C: the running trial is marked and the search stops."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def load_trials(folder: str | Path) -> list[dict[str, Any]]:
+    """The trial table of a search folder (for tools and reports)."""
+    return [trial_summary(t) for t in Search(folder).study().get_trials(deepcopy=False)]

@@ -1,0 +1,82 @@
+"""Search spaces: resolution against the base recipe and the operator schemas, sampling, apply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from experiments.space import parse_space, simplex_weights
+from operators.recipe import RecipeError, load_recipe
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def base(shared_data: Path):
+    return load_recipe(REPO / "recipes/domains_basic.yaml")
+
+
+def test_space_samples_conditionally_and_applies_to_the_recipe(base) -> None:
+    space = parse_space(
+        {
+            "params": {
+                "steps.1.min_words": {"int": [20, 200]},
+                "steps.text_normalize.enabled": "bool",
+                "steps.text_normalize.form": {"choice": ["NFC", "NFKC"]},
+                "mixture.weights": "simplex",
+            }
+        },
+        base,
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen_off = seen_on = False
+    for _ in range(12):
+        trial = study.ask()
+        values = space.suggest(trial)
+        recipe = space.apply(base, values)
+        on = values["steps.0.text_normalize.enabled"]
+        assert ("steps.0.text_normalize.form" in values) == on  # conditional: only sampled when on
+        assert recipe.steps[0].enabled == on
+        assert recipe.steps[1].params["min_words"] == values["steps.1.length_filter.min_words"]
+        assert abs(sum(recipe.mixture.weights.values()) - 1) < 1e-5 and min(recipe.mixture.weights.values()) > 0
+        seen_on, seen_off = seen_on or on, seen_off or not on
+        study.tell(trial, 0.0)
+    assert seen_on and seen_off
+    assert base.steps[1].params["min_words"] == 100  # the base recipe is not modified
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"steps.length_filter.min_words": {"int": [1, 5]}},
+            "op 'length_filter' appears at steps [1, 2]; use steps.<index>.<param>",
+        ),
+        (
+            {"steps.1.min_wrds": {"int": [1, 5]}},
+            "'length_filter' has no parameter 'min_wrds'; its parameters are ['max_chars'",
+        ),
+        ({"steps.1.min_words": {"int": [-5, 5]}}, "value -5 is invalid for length_filter.min_words"),
+        ({"steps.1.min_words": {"int": [50, 5]}}, "lower bound 50 > upper bound 5"),
+        ({"steps.gopher.x": {"int": [1, 5]}}, "no step with op 'gopher' in the base recipe"),
+        ({"steps.9.min_words": {"int": [1, 5]}}, "the base recipe has 3 steps; index 9 is out of range"),
+        ({"steps.1.enabled": {"int": [0, 1]}}, "`enabled` takes `bool`"),
+        ({"mixture.weights": {"float": [0, 1]}}, "only `simplex` is supported"),
+        ({"steps.1.min_words": {"int": [1, 5], "float": [1, 2]}}, "give exactly one of"),
+        ({}, "the space has no dimensions"),
+    ],
+)
+def test_bad_spaces_are_refused_with_the_key(base, params: dict, message: str) -> None:
+    with pytest.raises(RecipeError) as err:
+        parse_space({"params": params}, base)
+    assert message in str(err.value)
+
+
+def test_simplex_weights_are_normalised_exponentials() -> None:
+    w = simplex_weights({"a": 0.5, "b": 0.25})
+    assert w == {
+        "a": round(0.6931471805599453 / (0.6931471805599453 + 1.3862943611198906), 6),
+        "b": round(1.3862943611198906 / 2.0794415416798357, 6),
+    }
