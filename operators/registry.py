@@ -9,6 +9,11 @@ BUILTIN_MODULES = (
     "operators.readers",
     "operators.text_normalize",
     "operators.length_filter",
+    "operators.warc_reader",
+    "operators.html_extract",
+    "operators.url_filter",
+    "operators.language_id",
+    "operators.pii_redact",
 )
 
 for _module in BUILTIN_MODULES:
