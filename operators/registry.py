@@ -10,6 +10,11 @@ BUILTIN_MODULES = (
     "operators.text_normalize",
     "operators.length_filter",
     "operators.id_filter",
+    "operators.warc_reader",
+    "operators.html_extract",
+    "operators.url_filter",
+    "operators.language_id",
+    "operators.pii_redact",
 )
 
 for _module in BUILTIN_MODULES:
