@@ -1,0 +1,216 @@
+"""``dataplan plan | review | resume | history | status``: the agent from the command line."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from langgraph.types import Command
+from rich.markup import escape
+
+from agent.console import EXIT_FAILED, console, fail, print_json
+from operators.ray_session import ray_session
+from operators.recipe import RecipeError
+
+YES = typer.Option(False, "--yes", "-y", help="approve the proposal without review")
+
+
+def register(app: typer.Typer) -> None:
+    for fn, name in ((plan, "plan"), (review, "review"), (resume, "resume"), (history, "history"), (status, "status")):
+        app.command(name)(fn)
+
+
+def plan(
+    goal: str = typer.Argument(
+        ..., help='the goal in plain language, e.g. "a 2M-token mix for a Python assistant, no PII"'
+    ),
+    data: list[str] = typer.Option(
+        ..., "--data", "-d", help="a source: name=path_or_glob, or a path (name = file stem); repeat"
+    ),
+    yes: bool = YES,
+    model: str | None = typer.Option(
+        None, "--model", help="litellm model string for an LLM planner (default: DATAPLAN_MODEL, else rule-based)"
+    ),
+    api_base: str | None = typer.Option(
+        None, "--api-base", help="base URL of an OpenAI-compatible server (e.g. a local vLLM)"
+    ),
+    ray_address: str | None = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS"),
+) -> None:
+    """Understand the goal, profile the data, propose a recipe and search space; search after review."""
+    from agent.planner import planner_config
+
+    run_id = uuid.uuid4().hex[:12]
+    state = {
+        "run_id": run_id,
+        "goal_text": goal,
+        "data": parse_sources(data),
+        "planner": planner_config(model, api_base),
+        "auto_approve": yes,
+        "tool_log": [],
+        "usage": [],
+    }
+    _drive(run_id, state, ray_address)
+
+
+def review(
+    run_id: str = typer.Argument(..., help="run id printed by `dataplan plan`"),
+    approve: bool = typer.Option(False, "--approve", help="approve without prompting"),
+    reject: bool = typer.Option(False, "--reject", help="reject without prompting"),
+    recipe: Path | None = typer.Option(None, "--recipe", help="edited recipe YAML to use instead of the proposal"),
+    space: Path | None = typer.Option(None, "--space", help="edited search-space YAML"),
+    ray_address: str | None = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS"),
+) -> None:
+    """Show the proposal (goal as understood, recipe, space, diff) and approve, edit or reject it."""
+    from agent.review import render_review
+
+    snapshot = _snapshot(run_id)
+    pending = _pending_review(snapshot)
+    if pending is None:
+        fail(f"run {run_id} is not waiting for review (status: {snapshot.values.get('status')})")
+    render_review(pending)
+    if recipe or space:
+        answer: dict[str, Any] = {"action": "edit"}
+        if recipe:
+            answer["recipe"] = yaml.safe_load(recipe.read_text())
+        if space:
+            answer["space"] = yaml.safe_load(space.read_text())
+    elif approve or reject:
+        answer = {"action": "approve" if approve else "reject"}
+    else:
+        choice = typer.prompt("approve / edit / reject", default="approve")
+        if choice.startswith("e"):
+            fail(
+                "to edit, save the recipe/space YAML shown above and run `dataplan review RUN --recipe R.yaml --space S.yaml`"
+            )
+        answer = {"action": "approve" if choice.startswith("a") else "reject"}
+    _drive(run_id, Command(resume=answer), ray_address)
+
+
+def resume(
+    run_id: str = typer.Argument(...),
+    ray_address: str | None = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS"),
+) -> None:
+    """Continue a run from its last checkpoint (after a crash, a kill or a stop)."""
+    snapshot = _snapshot(run_id)
+    if _pending_review(snapshot) is not None:
+        fail(f"run {run_id} waits for review: `dataplan review {run_id}`")
+    if not snapshot.next:
+        console.print(f"run {run_id} has finished (status: {snapshot.values.get('status')})")
+        return
+    _drive(run_id, None, ray_address)
+
+
+def history(run_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    """The run's checkpoints: step, node that wrote it, what runs next, time."""
+    from agent.graph import build_graph, open_checkpointer, thread
+
+    graph = build_graph(open_checkpointer())
+    rows = []
+    for snap in graph.get_state_history(thread(run_id)):
+        writes = (snap.metadata or {}).get("writes") or {}
+        rows.append(
+            {
+                "step": (snap.metadata or {}).get("step"),
+                "node": ",".join(writes) or (snap.metadata or {}).get("source"),
+                "next": list(snap.next),
+                "created_at": snap.created_at,
+                "checkpoint_id": snap.config["configurable"]["checkpoint_id"],
+            }
+        )
+    if not rows:
+        fail(f"no run {run_id!r} in this workspace")
+    rows.reverse()
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        console.print(
+            f"{r['step']:>3}  {r['created_at']}  {r['node'] or '-':<16} -> {', '.join(r['next']) or 'end'}",
+            highlight=False,
+        )
+
+
+def status(run_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Where a run stands: node, decision, search progress, final result."""
+    snapshot = _snapshot(run_id)
+    v = snapshot.values
+    out = {
+        "run_id": run_id,
+        "status": v.get("status"),
+        "next": list(snapshot.next),
+        "search_dir": v.get("search_dir"),
+        "awaiting_review": _pending_review(snapshot) is not None,
+        "tool_calls": len(v.get("tool_log", [])),
+    }
+    if v.get("search_dir") and Path(v["search_dir"], "search.json").exists():
+        from experiments.study import Search
+
+        out["trials"] = Search(v["search_dir"]).counts()
+    if v.get("final"):
+        out["final"] = {k: v["final"][k] for k in ("predicted_recipe", "report", "best_observed") if k in v["final"]}
+    if as_json:
+        print_json(out)
+        return
+    console.print_json(json.dumps(out, default=str))
+
+
+def parse_sources(items: list[str]) -> dict[str, str]:
+    """``name=path`` or ``path`` (name = file stem, before any extension) -> {name: absolute path}."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, _, path = item.partition("=") if "=" in item else ("", "", item)
+        name = name or Path(path.rstrip("/")).name.split(".")[0]
+        if name in out:
+            fail(f"--data: source name {name!r} given twice; use name=path")
+        out[name] = (
+            str(Path(path).expanduser().resolve()) if not any(c in path for c in "*?[") else str(Path.cwd() / path)
+        )
+    return out
+
+
+def _snapshot(run_id: str):
+    from agent.graph import build_graph, open_checkpointer, thread
+
+    snap = build_graph(open_checkpointer()).get_state(thread(run_id))
+    if not snap.values:
+        fail(f"no run {run_id!r} in this workspace (DATAPLAN_HOME); `dataplan plan` prints the id")
+    return snap
+
+
+def _pending_review(snapshot) -> dict[str, Any] | None:
+    for task in snapshot.tasks:
+        for intr in task.interrupts:
+            return intr.value
+    return None
+
+
+def _drive(run_id: str, payload: Any, ray_address: str | None) -> None:
+    """Run the graph until it ends or interrupts; print where things are; last line `run_id: <id>`."""
+    from agent.graph import build_graph, open_checkpointer, thread
+
+    graph = build_graph(open_checkpointer())
+    try:
+        with ray_session(ray_address):
+            for update in graph.stream(payload, thread(run_id), stream_mode="updates"):
+                for node, values in update.items():
+                    if node != "__interrupt__":
+                        console.print(f"[bold]{node}[/]: {escape(str((values or {}).get('status', 'done')))}")
+    except (RecipeError, RuntimeError) as err:
+        console.print(f"[red]error:[/] {escape(str(err))}")
+        console.print(f"fix the cause, then `dataplan resume {run_id}`")
+        print(f"run_id: {run_id}")
+        raise typer.Exit(EXIT_FAILED) from None
+    snapshot = graph.get_state(thread(run_id))
+    if _pending_review(snapshot) is not None:
+        console.print(f"proposal ready for review: `dataplan review {run_id}`")
+    elif snapshot.values.get("final"):
+        from agent.review import render_final
+
+        render_final(snapshot.values["final"])
+    elif snapshot.values.get("status") == "rejected":
+        console.print("proposal rejected; nothing was run")
+    print(f"run_id: {run_id}")

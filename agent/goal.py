@@ -1,0 +1,38 @@
+"""The goal as understood: what the user asked for, with every default stated."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+GOAL_DEFAULTS = {
+    "languages": ["en"],
+    "token_budget": 2_000_000,
+    "trials": 12,
+    "preset": "nano",
+    "proxy_tokens": 200_000,
+    "max_rounds": 1,
+}
+
+
+class Goal(BaseModel):
+    """Parsed from the goal text by a planner; ``defaults`` lists the fields nobody specified."""
+
+    text: str
+    sources: dict[str, str] = Field(description="source name -> path, glob or folder")
+    targets: list[str] = Field(default_factory=list, description="sources whose held-out slice is the target")
+    target_files: dict[str, list[str]] = Field(default_factory=dict, description="target name -> files of target text")
+    languages: list[str] = Field(default_factory=lambda: list(GOAL_DEFAULTS["languages"]))
+    token_budget: int = Field(GOAL_DEFAULTS["token_budget"], gt=0)
+    remove_pii: bool = False
+    exclude_sources: list[str] = Field(default_factory=list)
+    max_share: dict[str, float] = Field(default_factory=dict, description="source -> largest allowed mixture weight")
+    trials: int = Field(GOAL_DEFAULTS["trials"], gt=0)
+    hours: float | None = Field(None, gt=0)
+    preset: str = GOAL_DEFAULTS["preset"]
+    proxy_tokens: int = Field(GOAL_DEFAULTS["proxy_tokens"], gt=0)
+    max_rounds: int = Field(GOAL_DEFAULTS["max_rounds"], ge=0, description="reflect rounds after the first search")
+    defaults: list[str] = Field(default_factory=list, description="fields that took a stated default")
+
+    def compute_budget(self) -> float:
+        """Training tokens the approved plan may spend: the search plus its confirmation."""
+        return float(self.trials * self.proxy_tokens * (self.max_rounds + 1) + 6 * 3 * 2 * self.proxy_tokens)

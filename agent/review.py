@@ -1,0 +1,69 @@
+"""What a person sees at review and at the end of a run."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import yaml
+from rich.markup import escape
+from rich.syntax import Syntax
+
+from agent.console import console
+
+
+def _yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def render_review(pending: dict[str, Any]) -> None:
+    goal, proposal = pending["goal"], pending["proposal"]
+    console.rule("goal as understood")
+    for key, value in goal.items():
+        if key in ("text", "defaults"):
+            continue
+        mark = "  (default)" if key in goal.get("defaults", []) else ""
+        console.print(f"  {key}: {escape(str(value))}{mark}", highlight=False)
+    console.rule("proposed recipe")
+    console.print(Syntax(_yaml(proposal["recipe"]), "yaml"))
+    console.rule("search space")
+    console.print(Syntax(_yaml(proposal["space"]), "yaml"))
+    if proposal.get("rationale"):
+        console.print(f"[bold]why:[/] {escape(proposal['rationale'])}")
+    previous = pending.get("previous_proposal")
+    if previous:
+        console.rule("diff from the previous proposal")
+        diff = difflib.unified_diff(
+            _yaml({"recipe": previous["recipe"], "space": previous["space"]}).splitlines(),
+            _yaml({"recipe": proposal["recipe"], "space": proposal["space"]}).splitlines(),
+            "previous",
+            "proposed",
+            lineterm="",
+        )
+        console.print(Syntax("\n".join(diff) or "(no change)", "diff"))
+    if pending.get("review_error"):
+        console.print(f"[red]the last edit was invalid:[/] {escape(pending['review_error'])}")
+    console.print(f"compute budget on approval: ~{pending['compute_budget']:,.0f} proxy-training tokens")
+
+
+def render_final(final: dict[str, Any]) -> None:
+    from experiments.tracking import tracking_uri
+
+    p = final["prediction"]
+    console.rule("predicted-optimal recipe")
+    console.print(
+        f"predicted weighted bits-per-byte {p['predicted']:.4f} ± {p['uncertainty']:.4f} (best trial observed {final['best_observed']:.4f})"
+    )
+    if final.get("confirm"):
+        for s in final["confirm"]["scores"]:
+            console.print(f"  {s['name']:<18} {s['mean']:.4f} ± {s['std']:.4f} bpb", highlight=False)
+        for g in final["confirm"]["gaps"]:
+            console.print(
+                f"  gain vs {g['baseline']:<16} {-g['diff']:+.4f} bpb, 95% CI [{-g['ci95'][1]:+.4f}, {-g['ci95'][0]:+.4f}]: {g['verdict']}",
+                highlight=False,
+            )
+    console.print(f"recipe:   {final['predicted_recipe']}")
+    console.print(f"report:   {final['report']}")
+    console.print(f"MLflow:   {tracking_uri()}  (mlflow ui --backend-store-uri {tracking_uri()})")
+    if final.get("manifest"):
+        console.print(f"manifest: {final['manifest']}  (dataplan replay {final['manifest']} --out DIR)")
