@@ -47,18 +47,24 @@ def run(
 
 
 def replay_cmd(
-    manifest: Path = typer.Argument(..., help="a run's manifest.json (or its folder)"),
-    out: Path = typer.Option(..., "--out", "-o", help="folder for the re-executed run"),
+    target: str = typer.Argument(..., help="a run folder or its manifest.json, or an agent run id"),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="folder for the re-executed outputs (default: <target>-replay)"
+    ),
     use_cache: bool = typer.Option(False, "--use-cache", help="reuse cached stages (default: recompute all)"),
     ray_address: str | None = RAY_ADDRESS,
     num_cpus: int | None = NUM_CPUS,
     as_json: bool = AS_JSON,
 ) -> None:
-    """Re-execute a recorded run; exit 0 only when the output hash matches the recorded one."""
+    """Re-execute a recorded pipeline run (or every recorded tool call of an agent run); exit 0 only
+    when every output hash matches the recorded one."""
+    if not Path(target).exists():
+        return _replay_agent_run(target, out, ray_address, as_json)
+    out = out or Path(f"{Path(target).resolve().parent if target.endswith('.json') else Path(target).resolve()}-replay")
     try:
-        load_manifest(manifest)
+        load_manifest(target)
         with ray_session(ray_address, num_cpus), _progress() as progress:
-            result = replay(manifest, out, use_cache=use_cache, progress=progress)
+            result = replay(target, out, use_cache=use_cache, progress=progress)
     except RecipeError as err:
         fail(str(err))
     if as_json:
@@ -69,6 +75,24 @@ def replay_cmd(
             EXIT_FAILED,
         )
     console.print(f"[green]replay ok[/]: output_sha256 {result['actual']}")
+
+
+def _replay_agent_run(run_id: str, out: Path | None, ray_address: str | None, as_json: bool) -> None:
+    from agent.graph import build_graph, open_checkpointer, run_dir, thread
+    from agent.replay import replay_run
+
+    values = build_graph(open_checkpointer()).get_state(thread(run_id)).values
+    if not values:
+        fail(f"{run_id!r} is neither a path nor a run id in this workspace")
+    with ray_session(ray_address):
+        result = replay_run(values, out or run_dir(run_id) / "replay")
+    if as_json:
+        print_json(result)
+    for c in result["checks"]:
+        console.print(f"  {c['call']!s:<28} {c['tool']:<18} {c['status']}", highlight=False)
+    if not result["ok"]:
+        fail("replay found calls whose output differs from the recording", EXIT_FAILED)
+    console.print(f"[green]replay ok[/]: {sum(c['status'] == 'match' for c in result['checks'])} outputs reproduced")
 
 
 class _progress:

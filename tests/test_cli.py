@@ -78,7 +78,7 @@ def test_refusals_exit_2_before_any_work(tmp_path: Path) -> None:
     )
     assert not (tmp_path / "o").exists()
     res = dataplan("replay", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
-    assert res.returncode == 2 and "does not exist" in res.stderr
+    assert res.returncode == 2 and "is neither a path nor a run id in this workspace" in " ".join(res.stderr.split())
 
 
 def test_offline_defaults_are_set_on_import_unless_user_set_them() -> None:
