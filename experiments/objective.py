@@ -99,14 +99,14 @@ def train_and_score(
         preset=p.preset,
         tokens=p.tokens,
         seed=seed,
-        eval_every=p.eval_every or None,
+        eval_every=p.eval_every or max(1, p.tokens // 4),
         on_eval=on_eval,
         out_dir=out_dir,
     )
     return {
         "bpb": dict(res.bpb),
         "train_seconds": res.train_seconds,
-        "eval_seconds": res.eval_seconds,
+        "eval_seconds": max(0.0, res.seconds - res.train_seconds),
         "tokens_per_s": res.tokens_per_s,
         "mfu": res.mfu,
         "params": res.params,

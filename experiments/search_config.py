@@ -30,7 +30,7 @@ class ProxySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     preset: str = "nano"
     tokens: int = Field(200_000, gt=0)
-    eval_every: int = Field(0, ge=0, description="steps between intermediate evaluations (0 = 4 per run)")
+    eval_every: int = Field(0, ge=0, description="training tokens between intermediate evaluations (0 = 4 per run)")
     seq_len: int | None = None
 
 

@@ -1,0 +1,212 @@
+"""Recipe search on real data: trials, cache reuse, MLflow runs, finalize, and resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _write_inputs(shared: Path, folder: Path, trials: int) -> tuple[Path, Path]:
+    recipe = {
+        "name": "tiny",
+        "sources": [
+            {"name": "code", "uri": str(shared / "domains/code_python_thealgorithms.jsonl")},
+            {"name": "legal", "uri": str(shared / "domains/legal_spdx_license_texts.jsonl")},
+        ],
+        "steps": [{"op": "length_filter", "params": {"min_words": 60}}],
+        "mixture": {"weights": {"code": 0.5, "legal": 0.5}, "max_epochs": 4},
+    }
+    space = {
+        "params": {"steps.length_filter.min_words": {"int": [50, 400]}, "mixture.weights": "simplex"},
+        "objective": {"targets": [{"name": "code_heldout", "source": "code", "fraction": 0.1, "max_bytes": 20000}]},
+        "proxy": {"preset": "nano", "tokens": 16384},
+    }
+    (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    (folder / "space.yaml").write_text(yaml.safe_dump({**space, "recipe": "recipe.yaml"}))
+    return folder / "recipe.yaml", folder / "space.yaml"
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATAPLAN_HOME": str(home),
+        "DATAPLAN_NUM_CPUS": "1",
+        "COLUMNS": "200",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+    }
+
+
+def _states(study_db: Path) -> list[str]:
+    with sqlite3.connect(study_db) as db:
+        return [r[0] for r in db.execute("select state from trials order by number")]
+
+
+def _mlflow_children(home: Path, parent: str) -> list[tuple[str, str]]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    runs = client.search_runs(
+        client.get_experiment_by_name("dataplan").experiment_id, f"tags.mlflow.parentRunId = '{parent}'"
+    )
+    return sorted((r.data.tags["dataplan.trial"], r.info.status) for r in runs)
+
+
+def test_small_search_runs_trials_reuses_signals_and_tracks_in_mlflow(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    from experiments.finalize import finalize
+    from experiments.study import Search
+    from operators.recipe import load_recipe
+
+    recipe_path, space_path = _write_inputs(shared_data, tmp_path, 5)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        search = Search.create(
+            tmp_path / "s",
+            load_recipe(recipe_path),
+            yaml.safe_load(space_path.read_text()),
+            n_trials=5,
+            seed=1,
+            pruner="none",
+        )
+        counts = search.run()
+        assert counts["complete"] == 5 and counts["finished"] == 5
+        trials = search.study().trials
+        assert len({t.user_attrs["recipe_id"] for t in trials}) == 5
+        for t in trials[1:]:  # only a threshold and weights move: signals come from the cache
+            steps = json.loads((tmp_path / "s" / "trials" / f"{t.number:04d}" / "run" / "manifest.json").read_text())[
+                "steps"
+            ]
+            assert [(s["name"], s["stage"], s["cached"]) for s in steps][:3] == [
+                ("read", "read", True),
+                ("id_filter", "map", True),
+                ("length_filter", "annotate", True),
+            ]
+            held = Path(search.config.held_out_ids).read_text().split()
+            assert steps[1]["dropped"] == {"held_out": len(held)}  # the target slice never trains
+            assert 0 < t.values[0] < 8 and set(t.user_attrs["bpb"]) == {"code_heldout"}
+        children = _mlflow_children(tmp_path, search.config.mlflow_parent_run)
+        assert children == [(str(i), "FINISHED") for i in range(5)]
+
+        final = finalize(tmp_path / "s", confirm=True, confirm_tokens=16384, seeds=(0, 1))
+        report = (tmp_path / "s" / "report.md").read_text()
+        assert "## Predicted-optimal recipe" in report and "## Confirmation" in report
+        names = [s["name"] for s in final["confirm"]["scores"]]
+        assert names[:2] == ["predicted_optimal", "best_observed"] and {
+            "natural_mixture",
+            "uniform_mixture",
+            "no_filtering",
+            "fineweb_default",
+        } <= set(names)
+        assert all(Path(p).is_file() and Path(p).stat().st_size > 1000 for p in final["plots"])
+        assert final["confirm"]["spearman"] is None or -1 <= final["confirm"]["spearman"] <= 1
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def test_resume_after_kill_9_loses_no_trial_and_counts_none_twice(shared_data: Path, tmp_path: Path) -> None:
+    _, space_path = _write_inputs(shared_data, tmp_path, 4)
+    home, folder = tmp_path / "home", tmp_path / "search"
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent.cli",
+        "search",
+        str(space_path),
+        "--dir",
+        str(folder),
+        "--trials",
+        "4",
+        "--no-finalize",
+        "--pruner",
+        "none",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # wait for one finished trial and the next one running
+        states = _states(folder / "study.db") if (folder / "study.db").exists() else []
+        if states.count("COMPLETE") >= 1 and states[-1:] == ["RUNNING"]:
+            break
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _states(folder / "study.db")
+    assert before[-1] == "RUNNING" and "COMPLETE" in before
+
+    res = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "search", "--resume", str(folder), "--no-finalize", "--json"],
+        cwd=REPO,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    counts = json.loads(res.stdout)["counts"]
+    assert counts["complete"] == 4 and counts["interrupted"] == 1 and counts["finished"] == 4
+    after = _states(folder / "study.db")
+    assert after[: len(before) - 1] == before[:-1]  # completed trials kept as they were
+    parent = json.loads((folder / "search.json").read_text())["mlflow_parent_run"]
+    children = _mlflow_children(home, parent)
+    assert sorted(s for _, s in children) == ["FINISHED"] * 4 + ["KILLED"]
+    assert len({t for t, s in children if s == "FINISHED"}) == 4
+
+
+def test_sigterm_marks_the_running_trial_and_exits_130(shared_data: Path, tmp_path: Path) -> None:
+    _, space_path = _write_inputs(shared_data, tmp_path, 3)
+    home, folder = tmp_path / "home", tmp_path / "search"
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent.cli",
+        "search",
+        str(space_path),
+        "--dir",
+        str(folder),
+        "--trials",
+        "3",
+        "--no-finalize",
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (
+        (folder / "study.db").exists() and "RUNNING" in _states(folder / "study.db")
+    ):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 130
+    assert "continue with `dataplan search --resume" in " ".join(proc.stderr.read().decode().split())
+    assert "RUNNING" not in _states(folder / "study.db")
+    assert not (folder / "search.pid").exists()
+
+
+@pytest.mark.parametrize("bad", ["steps.nope.x", "steps.length_filter.min_wrds"])
+def test_search_cli_refuses_bad_space_before_any_work(shared_data: Path, tmp_path: Path, bad: str) -> None:
+    _, space_path = _write_inputs(shared_data, tmp_path, 2)
+    data = yaml.safe_load(space_path.read_text())
+    data["params"] = {bad: {"int": [1, 5]}}
+    space_path.write_text(yaml.safe_dump(data))
+    res = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "search", str(space_path), "--dir", str(tmp_path / "s")],
+        cwd=REPO,
+        env=_env(tmp_path / "h"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2 and "params[" in res.stderr
+    assert not (tmp_path / "s" / "search.json").exists()
