@@ -75,8 +75,7 @@ def dispatch(
     try:
         parsed = t.input.model_validate_json(args) if isinstance(args, str) else t.input.model_validate(args)
     except ValidationError as err:
-        msg = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(input)'}: {e['msg']}" for e in err.errors())
-        return ToolResult(tool=name, ok=False, error=f"invalid arguments for {name}: {msg}")
+        return ToolResult(tool=name, ok=False, error=f"invalid arguments for {name}: {validation_message(err)}")
     if compute_budget is not None and (cost := t.cost(parsed)) > compute_budget:
         return ToolResult(
             tool=name,
@@ -88,6 +87,11 @@ def dispatch(
     except (RecipeError, ValueError, FileNotFoundError) as err:
         return ToolResult(tool=name, ok=False, error=str(err))
     return ToolResult(tool=name, ok=True, output=output, output_hash=stable_hash(output))
+
+
+def validation_message(err: ValidationError) -> str:
+    """One line naming each bad field and what is wrong with it (what a planner reads to retry)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(input)'}: {e['msg']}" for e in err.errors())
 
 
 def stable_hash(data: Any) -> str:

@@ -158,6 +158,7 @@ def _search_cost(trials: int, space: dict[str, Any]) -> float:
     "start_search",
     "Create a recipe search (Optuna + MLflow) from an approved proposal; does not run trials.",
     StartSearch,
+    cost=lambda a: _search_cost(a.trials, a.space),
 )
 def start_search(a: StartSearch) -> dict[str, Any]:
     from experiments.study import Search
