@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.console import console, fail, print_json
-from operators.profile import SourceProfile, profile_sources, sample_texts
+from operators.profile import SourceProfile, profile_sources
 from operators.recipe import NAME_PATTERN, RecipeError
 
 TOP_LANGUAGES = 10
@@ -25,7 +25,10 @@ def register(app: typer.Typer) -> None:
 def profile(
     sources: list[str] = typer.Argument(..., help="NAME=PATH_OR_GLOB, or a path (its name is the file stem)"),
     target: list[str] = typer.Option(
-        [], "--target", "-t", help="NAME=PATH_OR_GLOB: a target set to measure similarity to (DSIR); repeatable"
+        [],
+        "--target",
+        "-t",
+        help="NAME=PATH_OR_GLOB: files of a target set to measure similarity to (DSIR); repeatable",
     ),
     sample: int = typer.Option(500, "--sample", "-n", min=1, help="documents sampled per source"),
     seed: int = typer.Option(0, "--seed", help="sampling and MinHash seed"),
@@ -33,9 +36,15 @@ def profile(
     as_json: bool = typer.Option(False, "--json", help="print the profiles as JSON on stdout"),
 ) -> None:
     """Profile raw sources on a deterministic sample; tables on the terminal, JSON with --json."""
-    named = _named(sources, "SOURCE")
+    named: dict[str, str] = {}
+    for name, path in map(parse_source_arg, sources):
+        if name in named:
+            fail(f"SOURCE: name {name!r} given twice; name them explicitly, e.g. {name}2={path}")
+        named[name] = path
+    targets: dict[str, list[str]] = {}
+    for name, path in map(parse_source_arg, target):
+        targets.setdefault(name, []).append(path)
     try:
-        targets = {name: sample_texts(uri, seed=seed) for name, uri in _named(target, "--target").items()}
         with console.status("profiling ..."):
             profiles = profile_sources(named, sample_docs=sample, seed=seed, targets=targets, fig_dir=figs)
     except RecipeError as err:
@@ -58,22 +67,12 @@ def parse_source_arg(arg: str) -> tuple[str, str]:
     return re.sub(r"[^A-Za-z0-9_\-]", "_", stem) or "source", arg
 
 
-def _named(args: list[str], what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for arg in args:
-        name, path = parse_source_arg(arg)
-        if name in out:
-            fail(f"{what}: name {name!r} given twice; name them explicitly, e.g. {name}2={path}")
-        out[name] = path
-    return out
-
-
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
 def _show(profiles: dict[str, SourceProfile]) -> None:
-    target_names = sorted({t for p in profiles.values() for t in p.targets})
+    target_names = sorted({t for p in profiles.values() for t in p.target_similarity})
     table = Table(title="sources")
     cols = [
         "source",
@@ -91,7 +90,7 @@ def _show(profiles: dict[str, SourceProfile]) -> None:
         table.add_column(col, justify="left" if col in ("source", "format", "top lang", "HTML") else "right")
     for p in profiles.values():
         lang, share = next(iter(p.languages.items()), ("-", None))
-        html = f"yes ({p.html.detected_by}, extracted)" if p.html.extracted else "yes" if p.html.is_html else "no"
+        html = f"yes ({p.html.detected_by}, extracted)" if p.html.extracted else "yes" if p.is_html else "no"
         table.add_row(
             escape(p.name),
             p.format,
@@ -101,17 +100,22 @@ def _show(profiles: dict[str, SourceProfile]) -> None:
             f"{p.chars.p50:.0f}",
             f"{p.words.p50:.0f}",
             f"{lang} {_pct(share)}",
-            _pct(p.duplicates.near_duplicate_rate),
+            _pct(p.near_duplicate_rate),
             _pct(p.duplicates.exact_duplicate_rate),
-            _pct(p.pii.doc_rate),
+            _pct(p.pii_rate),
             html,
-            *(f"{p.targets[t].mean_log_weight_per_ngram:.3f}" if t in p.targets else "-" for t in target_names),
+            *(_similarity(p, t) for t in target_names),
         )
     console.print(table)
     if target_names:
         console.print("sim: mean DSIR log importance weight per n-gram (0 = like the target; lower = further)")
     for p in profiles.values():
         _show_details(p)
+
+
+def _similarity(p: SourceProfile, target: str) -> str:
+    sim = p.target_similarity.get(target)
+    return "-" if sim is None else f"{sim.mean_log_weight_per_ngram:.3f}"
 
 
 def _show_details(p: SourceProfile) -> None:

@@ -47,13 +47,11 @@ def main() -> None:
             "sample_text_mb": round(p.text_bytes_mean * p.text_docs / 1e6, 3),
             "seconds": round(seconds, 2),
             "sample_docs_per_s": round(p.sample_size / seconds, 1),
-            "near_duplicate_rate": round(p.duplicates.near_duplicate_rate, 4),
+            "near_duplicate_rate": round(p.near_duplicate_rate, 4),
             "en_share": round(p.languages.get("en", 0.0), 4),
         }
     near_dup = {
-        str(k): round(
-            profile_source("legal", str(args.data / SOURCES["legal"]), sample_docs=k).duplicates.near_duplicate_rate, 4
-        )
+        str(k): round(profile_source("legal", str(args.data / SOURCES["legal"]), sample_docs=k).near_duplicate_rate, 4)
         for k in NEAR_DUP_SAMPLES
     }
     result = {"sample": SAMPLE, "sources": sources, "legal_near_duplicate_rate_by_sample": near_dup}

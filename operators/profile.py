@@ -37,6 +37,7 @@ from operators.base import Batch, Filter, all_operators, get_operator
 from operators.profile_figures import language_bars, length_histogram
 from operators.profile_sample import (
     HTML_SOURCE_SHARE,
+    MAX_SCAN_DOCS,
     SAMPLE_METHOD,
     SourceSample,
     extract_html,
@@ -57,6 +58,7 @@ from operators.profile_stats import (
 )
 
 NUMERIC_SIGNALS = ("float64", "int64")
+TARGET_DOCS = 2000
 TOP_REASONS = 5
 
 
@@ -86,7 +88,6 @@ class SignalStats(BaseModel):
 
 
 class HtmlInfo(BaseModel):
-    is_html: bool
     detected_by: str
     """``warc_format`` (read by the ``warc`` reader), ``tag_density`` (most texts look like HTML) or ``none``."""
     html_doc_share: float
@@ -111,7 +112,6 @@ class DuplicateStats(BaseModel):
     exact_duplicate_rate: float
     near_duplicate_docs: int
     """Documents a dedup keeping one per near-duplicate cluster would drop (exact copies included)."""
-    near_duplicate_rate: float
     scanned_exact_duplicate_docs: int
     """Scanned documents whose raw text repeats an earlier one's (before any HTML extraction)."""
     scanned_exact_duplicate_rate: float
@@ -126,13 +126,6 @@ class FilterProfile(BaseModel):
     """Most frequent drop reasons (the code before any ``:`` detail), most frequent first."""
     signals: dict[str, SignalStats]
     error: str | None = None
-
-
-class PiiStats(BaseModel):
-    doc_rate: float
-    """Share of documents in which ``pii_redact`` replaces at least one item."""
-    by_kind: dict[str, float]
-    """Signal name (``pii_emails``, ...) -> share of documents with at least one."""
 
 
 class TargetSimilarity(BaseModel):
@@ -159,6 +152,8 @@ class SourceProfile(BaseModel):
     """Documents sampled (before HTML extraction)."""
     sample_method: str = SAMPLE_METHOD
     seed: int
+    is_html: bool
+    """HTML or WARC: every text statistic below is on ``html_extract``'s main text (``html`` has details)."""
     html: HtmlInfo
     text_docs: int
     """Sampled documents with text to profile (after HTML extraction)."""
@@ -168,13 +163,20 @@ class SourceProfile(BaseModel):
     chars: LengthQuantiles
     words: LengthQuantiles
     languages: dict[str, float]
+    """Language code -> share of the sample, largest first."""
+    near_duplicate_rate: float
+    """Share of the sample a MinHash dedup would drop (``duplicates`` has details)."""
     duplicates: DuplicateStats
     filters: dict[str, FilterProfile]
     filters_skipped: dict[str, str]
     """Registered filters not run, with why (params without defaults)."""
-    pii: PiiStats
-    targets: dict[str, TargetSimilarity]
+    pii_rate: float
+    """Share of documents in which ``pii_redact`` replaces at least one item."""
+    pii_by_kind: dict[str, float]
+    """``pii_redact`` signal (``pii_emails``, ``pii_ips``, ``pii_phones``) -> share of documents with one."""
+    target_similarity: dict[str, TargetSimilarity]
     figures: dict[str, str]
+    """``lengths`` / ``languages`` -> PNG path, when figures were asked for."""
 
 
 def profile_source(
@@ -187,21 +189,93 @@ def profile_source(
     targets: dict[str, list[str]] | None = None,
     fig_dir: str | Path | None = None,
     reader_params: dict[str, Any] | None = None,
-    max_scan_docs: int = 200_000,
+    max_scan_docs: int = MAX_SCAN_DOCS,
 ) -> SourceProfile:
     """Profile one source (a path, glob or folder; ``fmt`` a reader name, inferred when absent) on a
-    sample of ``sample_docs`` documents. ``targets`` maps a target set's name to its texts.
-    Raises ``RecipeError`` when the source cannot be resolved (see ``Recipe.input_files``)."""
+    sample of ``sample_docs`` documents. ``targets`` maps a target set's name to its files (paths or
+    globs, each read as ``load_targets`` does). Raises ``RecipeError`` when a source or target
+    cannot be resolved (see ``Recipe.input_files``)."""
+    return _profile(
+        name,
+        uri,
+        fmt=fmt,
+        sample_docs=sample_docs,
+        seed=seed,
+        target_texts=load_targets(targets or {}, seed=seed),
+        fig_dir=fig_dir,
+        reader_params=reader_params,
+        max_scan_docs=max_scan_docs,
+    )
+
+
+def profile_sources(
+    sources: dict[str, str],
+    *,
+    formats: dict[str, str] | None = None,
+    sample_docs: int = 500,
+    seed: int = 0,
+    targets: dict[str, list[str]] | None = None,
+    fig_dir: str | Path | None = None,
+    max_scan_docs: int = MAX_SCAN_DOCS,
+) -> dict[str, SourceProfile]:
+    """``profile_source`` for each ``name -> uri``, in the given order (targets are read once);
+    ``formats`` names the reader of some sources."""
+    target_texts = load_targets(targets or {}, seed=seed)
+    return {
+        name: _profile(
+            name,
+            uri,
+            fmt=(formats or {}).get(name),
+            sample_docs=sample_docs,
+            seed=seed,
+            target_texts=target_texts,
+            fig_dir=fig_dir,
+            reader_params=None,
+            max_scan_docs=max_scan_docs,
+        )
+        for name, uri in sources.items()
+    }
+
+
+def load_targets(targets: dict[str, list[str]], *, seed: int = 0, max_docs: int = TARGET_DOCS) -> dict[str, list[str]]:
+    """Target name -> texts: a sample of up to ``max_docs`` documents of each of its files (paths,
+    globs or folders, read like sources, HTML reduced to main text)."""
+    return {
+        name: [text for uri in uris for text in sample_texts(uri, max_docs=max_docs, seed=seed)]
+        for name, uris in sorted(targets.items())
+    }
+
+
+def sample_texts(uri: str, *, fmt: str | None = None, max_docs: int = TARGET_DOCS, seed: int = 0) -> list[str]:
+    """Texts of a bounded sample of a source (main text when it is HTML/WARC)."""
+    _, _, batch = _read_sample(uri, fmt, None, max_docs, seed, MAX_SCAN_DOCS)
+    return list(batch["text"])
+
+
+def _profile(
+    name: str,
+    uri: str,
+    *,
+    fmt: str | None,
+    sample_docs: int,
+    seed: int,
+    target_texts: dict[str, list[str]],
+    fig_dir: str | Path | None,
+    reader_params: dict[str, Any] | None,
+    max_scan_docs: int,
+) -> SourceProfile:
     sample, html, batch = _read_sample(uri, fmt, reader_params, sample_docs, seed, max_scan_docs)
     texts = list(batch["text"])
     n_chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     n_words = np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts))
     text_bytes = sum(len(t.encode("utf-8")) for t in texts)
     scanned_dupes = sample.docs_scanned - len(sample.distinct_texts)
+    duplicates = duplicate_stats(texts, seed)
     annotations = {"language_id": get_operator("language_id")().annotate(batch)}  # type: ignore[attr-defined]
     filters, skipped = profile_filters(batch, annotations)
     languages = _shares(annotations["language_id"]["lang"])
-    features = hashed_ngrams(texts) if targets else None
+    pii_rate, pii_by_kind = _pii(batch)
+    features = hashed_ngrams(texts) if target_texts else None
     profile = SourceProfile(
         name=name,
         uri=uri,
@@ -215,6 +289,7 @@ def profile_source(
         rejected_records=dict(sorted(sample.rejected.items())),
         sample_size=len(sample.docs),
         seed=seed,
+        is_html=html.detected_by != "none",
         html=html,
         text_docs=len(texts),
         text_bytes_mean=text_bytes / len(texts) if texts else 0.0,
@@ -222,16 +297,18 @@ def profile_source(
         chars=LengthQuantiles(**quantiles(n_chars, LENGTH_QUANTILES)),
         words=LengthQuantiles(**quantiles(n_words, LENGTH_QUANTILES)),
         languages=languages,
+        near_duplicate_rate=duplicates.pop("near_duplicate_rate"),
         duplicates=DuplicateStats(
-            **duplicate_stats(texts, seed),
+            **duplicates,
             sample_fraction=len(sample.docs) / sample.doc_count if sample.doc_count else 0.0,
             scanned_exact_duplicate_docs=scanned_dupes,
             scanned_exact_duplicate_rate=scanned_dupes / sample.docs_scanned if sample.docs_scanned else 0.0,
         ),
         filters=filters,
         filters_skipped=skipped,
-        pii=_pii(batch),
-        targets={t: TargetSimilarity(**dsir_similarity(features, tt)) for t, tt in sorted((targets or {}).items())},
+        pii_rate=pii_rate,
+        pii_by_kind=pii_by_kind,
+        target_similarity={t: TargetSimilarity(**dsir_similarity(features, tt)) for t, tt in target_texts.items()},
         figures={},
     )
     if fig_dir is not None:
@@ -243,38 +320,6 @@ def profile_source(
             "languages": language_bars(name, languages, folder / f"{stem}_languages.png"),
         }
     return profile
-
-
-def profile_sources(
-    sources: dict[str, str],
-    *,
-    formats: dict[str, str] | None = None,
-    sample_docs: int = 500,
-    seed: int = 0,
-    targets: dict[str, list[str]] | None = None,
-    fig_dir: str | Path | None = None,
-    max_scan_docs: int = 200_000,
-) -> dict[str, SourceProfile]:
-    """``profile_source`` for each ``name -> uri``, in the given order; ``formats`` names readers per source."""
-    return {
-        name: profile_source(
-            name,
-            uri,
-            fmt=(formats or {}).get(name),
-            sample_docs=sample_docs,
-            seed=seed,
-            targets=targets,
-            fig_dir=fig_dir,
-            max_scan_docs=max_scan_docs,
-        )
-        for name, uri in sources.items()
-    }
-
-
-def sample_texts(uri: str, *, fmt: str | None = None, max_docs: int = 2000, seed: int = 0) -> list[str]:
-    """Texts of a bounded sample of a source (main text when it is HTML/WARC), e.g. a target set."""
-    _, _, batch = _read_sample(uri, fmt, None, max_docs, seed, 200_000)
-    return list(batch["text"])
 
 
 def profile_filters(batch: Batch, annotations: dict[str, Batch]) -> tuple[dict[str, FilterProfile], dict[str, str]]:
@@ -337,7 +382,6 @@ def _read_sample(
     if detected_by != "none" and sample.docs:
         batch, dropped = extract_html(batch)
     html = HtmlInfo(
-        is_html=detected_by != "none",
         detected_by=detected_by,
         html_doc_share=share,
         extracted=detected_by != "none" and bool(sample.docs),
@@ -351,13 +395,11 @@ def _shares(values: np.ndarray) -> dict[str, float]:
     return {k: c / len(values) for k, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))}
 
 
-def _pii(batch: Batch) -> PiiStats:
+def _pii(batch: Batch) -> tuple[float, dict[str, float]]:
+    """Share of documents with any ``pii_redact`` replacement, and the share per kind."""
     op = get_operator("pii_redact")()
     if not len(batch["text"]):
-        return PiiStats(doc_rate=0.0, by_kind={sig: 0.0 for sig in op.signals})
+        return 0.0, {sig: 0.0 for sig in op.signals}
     out = op.map(batch)  # type: ignore[attr-defined]
     hits = {sig: np.asarray(out[sig]) > 0 for sig in op.signals}
-    return PiiStats(
-        doc_rate=float(np.logical_or.reduce(list(hits.values())).mean()),
-        by_kind={sig: float(h.mean()) for sig, h in hits.items()},
-    )
+    return float(np.logical_or.reduce(list(hits.values())).mean()), {sig: float(h.mean()) for sig, h in hits.items()}

@@ -46,6 +46,7 @@ _HTML_START = re.compile(r"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctyp
 HTML_MIN_TAGS = 10
 HTML_MIN_TAGS_PER_KCHAR = 2.0
 HTML_SOURCE_SHARE = 0.5
+MAX_SCAN_DOCS = 200_000
 PLAIN_EXTENSIONS = (".jsonl", ".json", ".ndjson", ".txt", ".warc", ".arc")
 
 
@@ -99,7 +100,7 @@ def sample_source(
     reader_params: dict[str, Any] | None = None,
     sample_docs: int = 500,
     seed: int = 0,
-    max_scan_docs: int = 200_000,
+    max_scan_docs: int = MAX_SCAN_DOCS,
 ) -> SourceSample:
     """Scan a source (path, glob or folder) with its registered reader and keep a bottom-k sample.
     Raises ``RecipeError`` for an unknown format, bad reader params or a uri matching no file."""
