@@ -10,10 +10,11 @@ Policy (each rule reads the profile of the raw sources):
   its default pass rate lies in [0.5, 0.995]: lower means it is the wrong filter for that kind of
   text (prose rules on code), higher means it does nothing. Its first numeric decision threshold
   is searched in [0.5x, 1.5x] its default.
-- Estimated near-duplicate rate above 5 % -> ``minhash_dedup`` on those sources, switchable.
+- Estimated near-duplicate rate above 2 % of the sample -> ``minhash_dedup`` on those sources,
+  switchable (the sample underestimates the rate of the whole source).
 - PII in the goal ("no PII", "strip PII") or a PII hit rate above 1 % -> ``pii_redact``.
-- Mixture prior from target similarity (share of documents DSIR weights above zero), capped by
-  the goal's ``max_share``; the weights are searched on the simplex.
+- Mixture prior from target similarity (DSIR: exp of the mean log importance weight per n-gram,
+  plus one for each target source), capped by the goal's ``max_share``; searched on the simplex.
 """
 
 from __future__ import annotations
@@ -112,11 +113,11 @@ class RulePlanner:
                     space[f"steps.{len(steps) - 1}.{param}"] = rng
             why.append(f"{name} passes 50-99.5% of {scope} at its defaults")
 
-        dup = [s for s in sources if profiles[s].get("near_duplicate_rate", 0) > 0.05]
+        dup = [s for s in sources if profiles[s].get("near_duplicate_rate", 0) > 0.02]
         if dup and _registered("minhash_dedup"):
             steps.append({"op": "minhash_dedup", "sources": dup})
             space[f"steps.{len(steps) - 1}.enabled"] = "bool"
-            why.append(f"estimated near-duplicate rate above 5% in {dup}: MinHash dedup")
+            why.append(f"estimated near-duplicate rate above 2% in {dup}: MinHash dedup")
 
         if goal.remove_pii or any(profiles[s].get("pii_rate", 0) > 0.01 for s in sources):
             steps.append({"op": "pii_redact"})
@@ -175,8 +176,8 @@ class RulePlanner:
         raw = {}
         for s in sources:
             sims = profiles[s].get("target_similarity", {})
-            score = max((v.get("frac_positive", 0.0) for v in sims.values()), default=0.0)
-            raw[s] = max(score, 0.05) + (1.0 if s in goal.targets else 0.0)
+            score = max((math.exp(v["mean_log_weight_per_ngram"]) for v in sims.values()), default=0.0)
+            raw[s] = max(min(score, 1.0), 0.05) + (1.0 if s in goal.targets else 0.0)
         total = sum(raw.values())
         weights = {s: v / total for s, v in raw.items()}
         for s, cap in goal.max_share.items():
