@@ -20,6 +20,7 @@ Policy (each rule reads the profile of the raw sources):
 from __future__ import annotations
 
 import math
+import os
 import re
 from typing import Any
 
@@ -59,12 +60,14 @@ class RulePlanner:
         langs = [code for name, code in LANGUAGES.items() if re.search(rf"\b{name}\b", low)]
         if langs:
             found["languages"] = langs
-        words = set(re.findall(r"[a-z][a-z0-9_]+", low))
+        aim = re.search(r"(?:good at|target(?:ing)?|focus(?:ed)? on|strong (?:in|at))\s+([^;.]+)", low)
+        words = set(re.findall(r"[a-z][a-z0-9_]+", aim[1] if aim else low))
         found["targets"] = [s for s in data if any(_related(s.lower(), w) for w in words)] or list(data)
         found["exclude_sources"] = [
             s for s in data if re.search(rf"\b(exclude|without|drop)\s+(the\s+)?{re.escape(s.lower())}\b", low)
         ]
-        found["targets"] = [t for t in found["targets"] if t not in found["exclude_sources"]] or list(data)
+        kept = [s for s in data if s not in found["exclude_sources"]]
+        found["targets"] = [t for t in found["targets"] if t in kept] or kept
         for pct, src in re.findall(r"at most (\d+)\s*%\s*(?:of\s+)?(\w+)", low):
             if src in data:
                 found.setdefault("max_share", {})[src] = int(pct) / 100
@@ -220,7 +223,9 @@ class RulePlanner:
 
 
 def _related(source: str, word: str) -> bool:
-    return len(source) >= 3 and len(word) >= 3 and (word.startswith(source) or source.startswith(word))
+    """Same stem: a shared prefix of at least 3 letters and 3/4 of the shorter word ("docs" ~ "documentation")."""
+    shared = len(os.path.commonprefix([source, word]))
+    return shared >= 3 and shared >= 0.75 * min(len(source), len(word))
 
 
 def _registered(name: str) -> bool:
