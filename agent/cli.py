@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from agent import cli_agent, cli_ops, cli_run, cli_search
+from agent import cli_agent, cli_demo, cli_ops, cli_run, cli_search
 
 app = typer.Typer(
     name="dataplan",
@@ -21,6 +21,7 @@ app.add_typer(cli_ops.app, name="ops")
 cli_run.register(app)
 cli_search.register(app)
 cli_agent.register(app)
+cli_demo.register(app)
 
 if __name__ == "__main__":
     app()
