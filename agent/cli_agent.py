@@ -43,13 +43,28 @@ def plan(
     """Understand the goal, profile the data, propose a recipe and search space; search after review."""
     from agent.planner import planner_config
 
+    start_run(goal, parse_sources(data), planner_config(model, api_base), auto_approve=yes, ray_address=ray_address)
+
+
+def start_run(
+    goal_text: str,
+    data: dict[str, str],
+    planner: dict[str, Any],
+    *,
+    auto_approve: bool,
+    ray_address: str | None,
+    goal_overrides: dict[str, Any] | None = None,
+) -> None:
+    """Start a new agent run on ``data`` ({source: path}) and drive it until it ends or waits for
+    review. ``goal_overrides`` (Goal fields) win over what the planner reads from the goal text."""
     run_id = uuid.uuid4().hex[:12]
     state = {
         "run_id": run_id,
-        "goal_text": goal,
-        "data": parse_sources(data),
-        "planner": planner_config(model, api_base),
-        "auto_approve": yes,
+        "goal_text": goal_text,
+        "data": data,
+        "planner": planner,
+        "auto_approve": auto_approve,
+        "goal_overrides": goal_overrides or {},
         "tool_log": [],
         "usage": [],
     }

@@ -31,6 +31,7 @@ class PlanState(TypedDict, total=False):
     run_id: str
     goal_text: str
     data: dict[str, str]
+    goal_overrides: dict[str, Any]
     planner: dict[str, Any]
     auto_approve: bool
     goal: dict[str, Any]
@@ -70,6 +71,9 @@ def _call(node: str, name: str, args: dict[str, Any], budget: float | None = Non
 def understand_goal(state: PlanState) -> PlanState:
     planner = planner_for(state["planner"])
     goal = planner.understand(state["goal_text"], state["data"])
+    if overrides := state.get("goal_overrides"):  # explicit settings (CLI options) beat the text
+        kept = [d for d in goal.defaults if d not in overrides]
+        goal = Goal.model_validate({**goal.model_dump(), **overrides, "defaults": kept})
     return {"goal": goal.model_dump(), "status": "understood", "round": 0, "usage": planner.drain_usage()}
 
 
