@@ -2,7 +2,7 @@
 
 Policy (each rule reads the profile of the raw sources):
 - HTML or WARC source -> ``html_extract`` on it; every source -> ``text_normalize``.
-- A source whose share of languages outside the goal's exceeds 10 % -> ``language_id`` on it
+- A source whose share of languages outside the goal's exceeds 2 % -> ``language_id`` on it
   (FineWeb's 0.65 score threshold; searched in [0.3, 0.9]).
 - ``length_filter`` with ``min_words`` at the 5th percentile of the sources' word counts
   (percentile thresholds, searched between half of it and the 25th percentile).
@@ -98,7 +98,7 @@ class RulePlanner:
                 {"op": "language_id", "sources": foreign, "params": {"keep": goal.languages, "min_score": 0.65}}
             )
             space[f"steps.{len(steps) - 1}.min_score"] = {"float": [0.3, 0.9]}
-            why.append(f"more than 10% of {foreign} is outside {goal.languages}: language filter")
+            why.append(f"more than 2% of {foreign} is outside {goal.languages}: language filter")
 
         p5 = min(max(1, int(profiles[s]["words"]["p5"])) for s in sources)
         p25 = max(p5 + 1, min(int(profiles[s]["words"]["p25"]) for s in sources))
