@@ -91,7 +91,7 @@ class RulePlanner:
         foreign = [
             s
             for s in sources
-            if 1 - sum(v for k, v in profiles[s].get("languages", {}).items() if k in goal.languages) > 0.10
+            if 1 - sum(v for k, v in profiles[s].get("languages", {}).items() if k in goal.languages) > 0.02
         ]
         if foreign:
             steps.append(
