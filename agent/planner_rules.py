@@ -223,7 +223,9 @@ class RulePlanner:
 
 def _related(source: str, word: str) -> bool:
     """Same stem: a shared prefix of at least 3 letters and 3/4 of the shorter word ("docs" ~ "documentation")."""
-    shared = next((i for i, (a, b) in enumerate(zip(source, word, strict=False)) if a != b), min(len(source), len(word)))
+    shared = next(
+        (i for i, (a, b) in enumerate(zip(source, word, strict=False)) if a != b), min(len(source), len(word))
+    )
     return shared >= 3 and shared >= 0.75 * min(len(source), len(word))
 
 

@@ -54,6 +54,7 @@ class SearchConfig(BaseModel):
     time_budget_s: float | None = None
     study_name: str = "search"
     mlflow_parent_run: str | None = None
+    warm_start: bool = Field(True, description="evaluate the base recipe (the planner's proposal) as trial 0")
     enqueued: list[dict[str, Any]] = Field(default_factory=list)
     targets: list[ResolvedTarget] = Field(default_factory=list)
     held_out_ids: str | None = None

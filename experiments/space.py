@@ -116,6 +116,25 @@ class SearchSpace(BaseModel):
             data["mixture"]["weights"] = simplex_weights({s: values[f"mixture.{s}"] for s in self.simplex})
         return Recipe.model_validate({**data, "base_dir": base.base_dir})
 
+    def values_of(self, recipe: Recipe) -> dict[str, Any]:
+        """The point of the space a recipe sits at (how a planner's proposal enters as a trial);
+        values outside a dimension's range are clipped into it."""
+        values: dict[str, Any] = {}
+        for p in self.params:
+            step = recipe.steps[p.step]
+            if p.param == "enabled":
+                values[_name(p)] = step.enabled
+            elif step.enabled:
+                default = get_operator(p.op).Params.model_fields[p.param].default
+                values[_name(p)] = _clip(step.params.get(p.param, default), p.dist)
+        if self.simplex:
+            weights = recipe.mixture.weights or {s: 1.0 for s in self.simplex}
+            total = sum(weights.get(s, 0.0) for s in self.simplex) or 1.0
+            values.update(
+                {f"mixture.{s}": max(math.exp(-weights.get(s, 0.0) / total), SIMPLEX_FLOOR) for s in self.simplex}
+            )
+        return values
+
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         out = {_name(p): p.dist.distribution() for p in self.params}
         out.update({f"mixture.{s}": optuna.distributions.FloatDistribution(SIMPLEX_FLOOR, 1.0) for s in self.simplex})
@@ -127,6 +146,15 @@ def simplex_weights(draws: dict[str, float]) -> dict[str, float]:
     raw = {s: -math.log(max(u, SIMPLEX_FLOOR)) + 1e-12 for s, u in draws.items()}
     total = sum(raw.values())
     return {s: round(v / total, 6) for s, v in raw.items()}
+
+
+def _clip(value: Any, dist: Dist) -> Any:
+    bounds = dist.ints or dist.floats
+    if bounds:
+        return min(max(value, bounds[0]), bounds[1])
+    if dist.choice is not None and value not in dist.choice:
+        return dist.choice[0]
+    return value
 
 
 def _name(p: StepParam) -> str:

@@ -73,6 +73,8 @@ class Search:
         config.save(folder)
         search = cls(folder)
         study = search.study()
+        if config.warm_start:  # the proposal itself is trial 0
+            study.enqueue_trial(search.space.values_of(search.base), user_attrs={"source": "proposal"})
         for params in config.enqueued:
             study.enqueue_trial(params, skip_if_exists=True)
         mlflow = mlflow_client()

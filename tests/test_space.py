@@ -80,3 +80,12 @@ def test_simplex_weights_are_normalised_exponentials() -> None:
         "a": round(0.6931471805599453 / (0.6931471805599453 + 1.3862943611198906), 6),
         "b": round(1.3862943611198906 / 2.0794415416798357, 6),
     }
+
+
+def test_values_of_a_recipe_round_trip_through_apply(base) -> None:
+    space = parse_space({"params": {"steps.1.min_words": {"int": [20, 200]}, "mixture.weights": "simplex"}}, base)
+    values = space.values_of(base)
+    assert values["steps.1.length_filter.min_words"] == 100
+    again = space.apply(base, values)
+    assert again.mixture.weights == {"code": 0.5, "books": 0.3, "legal": 0.2}
+    assert again.recipe_id() == base.recipe_id()
