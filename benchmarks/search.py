@@ -1,0 +1,138 @@
+"""Search benchmark: TPE vs random vs TPE warm-started by the rule-based planner.
+
+A fixed multi-domain task from ../shared/data (code, books, legal, wiki; target: a held-out slice
+of code), a fixed trial budget, 3 repetitions each. Reports the best objective after k trials
+(mean and std over repetitions) and the time per trial split into pipeline, training, evaluation
+and overhead (everything else: sampling, Optuna, MLflow), after the first trial.
+
+    python benchmarks/search.py --json search.json [--trials 20] [--reps 3] [--tokens 32768]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from operators.ray_session import ray_session
+from operators.recipe import recipe_from_dict, shared_data_dir
+
+
+def task(shared: Path, tokens: int) -> tuple[dict, dict]:
+    sources = {
+        "code": "domains/code_python_thealgorithms.jsonl",
+        "books": "domains/books_gutenberg.jsonl",
+        "legal": "domains/legal_spdx_license_texts.jsonl",
+        "wiki": "domains/wiki_wikitext2_valid.jsonl",
+    }
+    recipe = {
+        "name": "bench",
+        "sources": [{"name": n, "uri": str(shared / p)} for n, p in sources.items()],
+        "steps": [{"op": "text_normalize"}, {"op": "length_filter", "params": {"min_words": 50}}],
+        "mixture": {"weights": {n: 1.0 for n in sources}, "max_epochs": 4},
+    }
+    space = {
+        "params": {"steps.length_filter.min_words": {"int": [20, 1500], "log": True}, "mixture.weights": "simplex"},
+        "objective": {"targets": [{"name": "code_heldout", "source": "code", "fraction": 0.1, "max_bytes": 60000}]},
+        "proxy": {"preset": "nano", "tokens": tokens},
+    }
+    return recipe, space
+
+
+def planner_recipe(recipe: dict) -> dict:
+    """The rule-based planner's proposal on this task, restricted to the benchmark's dimensions."""
+    from agent.planner_rules import RulePlanner
+    from tools.base import dispatch
+
+    data = {s["name"]: s["uri"] for s in recipe["sources"]}
+    planner = RulePlanner()
+    goal = planner.understand("good at Python code", data)
+    profile = dispatch("profile_sources", {"sources": data, "sample_docs": 200}).output
+    proposal, _ = planner.propose(goal, profile)
+    words = next(s["params"]["min_words"] for s in proposal["recipe"]["steps"] if s["op"] == "length_filter")
+    out = json.loads(json.dumps(recipe))
+    out["steps"][1]["params"]["min_words"] = words
+    out["mixture"]["weights"] = proposal["recipe"]["mixture"]["weights"]
+    return out
+
+
+def run_one(root: Path, name: str, recipe: dict, space: dict, sampler: str, seed: int, trials: int, warm: bool) -> dict:
+    from experiments.study import Search
+
+    s = Search.create(
+        root / f"{name}-{seed}",
+        recipe_from_dict(recipe),
+        space,
+        sampler=sampler,
+        seed=seed,
+        n_trials=trials,
+        warm_start=warm,
+        pruner="none",
+    )
+    s.run()
+    done = sorted((t for t in s.study().trials if t.values), key=lambda t: t.number)
+    values = [t.values[0] for t in done]
+    split = [t.user_attrs["seconds"] for t in done[1:]]
+    return {"values": values, "split": split}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=32768)
+    args = ap.parse_args()
+    shared = shared_data_dir()
+    recipe, space = task(shared, args.tokens)
+    root = Path(tempfile.mkdtemp(prefix="dataplan-search-bench-"))
+    os.environ.setdefault("DATAPLAN_HOME", str(root / "home"))
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    out: dict = {
+        "task": {
+            "sources": [s["name"] for s in recipe["sources"]],
+            "target": "code_heldout",
+            "tokens": args.tokens,
+            "trials": args.trials,
+            "reps": args.reps,
+        }
+    }
+    splits: list[dict] = []
+    start = time.perf_counter()
+    with ray_session():
+        planned = planner_recipe(recipe)
+        arms = {
+            "tpe": (recipe, "tpe", False),
+            "random": (recipe, "random", False),
+            "planner_tpe": (planned, "tpe", True),
+        }
+        for name, (base, sampler, warm) in arms.items():
+            curves = []
+            for rep in range(args.reps):
+                res = run_one(root, name, base, space, sampler, rep, args.trials, warm)
+                curves.append(res["values"])
+                splits += res["split"]
+            best = {}
+            for k in (5, 10, 20):
+                if k <= args.trials:
+                    vals = [min(c[:k]) for c in curves]
+                    best[str(k)] = {
+                        "mean": statistics.mean(vals),
+                        "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                    }
+            out[name] = {"best_after": best}
+            print(name, json.dumps(best))
+    keys = ("pipeline", "train", "eval", "overhead", "total")
+    out["time_split"] = {k: statistics.mean(s[k] for s in splits) for k in keys}
+    out["time_split"]["overhead_fraction"] = out["time_split"]["overhead"] / out["time_split"]["total"]
+    out["seconds"] = time.perf_counter() - start
+    Path(args.json).write_text(json.dumps(out, indent=2))
+    print(json.dumps(out["time_split"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
