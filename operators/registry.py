@@ -9,6 +9,13 @@ BUILTIN_MODULES = (
     "operators.readers",
     "operators.text_normalize",
     "operators.length_filter",
+    "operators.exact_dedup",
+    "operators.minhash_dedup",
+    "operators.soft_dedup",
+    "operators.semantic_dedup",
+    "operators.dsir",
+    "operators.quality_classifier",
+    "operators.perplexity",
 )
 
 for _module in BUILTIN_MODULES:
