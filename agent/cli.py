@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from agent import cli_ops, cli_run
+from agent import cli_classifier, cli_ops, cli_run
 
 app = typer.Typer(
     name="dataplan",
@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(cli_ops.app, name="ops")
+app.add_typer(cli_classifier.app, name="classifier")
 cli_run.register(app)
 
 if __name__ == "__main__":

@@ -31,10 +31,10 @@ def hashed_counts(text: str, num_buckets: int, max_n: int, memo: dict[str, int])
 
 def log_weights(features: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
     """Per document: sum over its buckets of count * (log p_target - log p_raw)."""
-    out = np.empty(len(features))
+    out = np.zeros(len(features))
     for i, hexed in enumerate(features):
         pairs = np.frombuffer(bytes.fromhex(hexed), dtype=np.uint32).reshape(-1, 2)
-        out[i] = float(pairs[:, 1] @ log_ratio[pairs[:, 0]])
+        out[i] = float(pairs[:, 1] @ log_ratio[pairs[:, 0]]) if len(pairs) else 0.0
     return out
 
 
@@ -89,6 +89,7 @@ class DsirSelect(GlobalOperator):
         return {FEATURES: np.array(out, dtype=object)}
 
     def apply(self, ds, ctx: StepContext):
+        ds = ds.materialize()  # read the parent stage once for every pass
         p = self.params
         target = np.zeros(p.num_buckets)
         memo: dict[str, int] = {}

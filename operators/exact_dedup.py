@@ -48,6 +48,7 @@ class ExactDedup(GlobalOperator):
         return {TEXT_KEY: np.array(text, dtype=object), URL_KEY: np.array(url, dtype=object)}
 
     def apply(self, ds, ctx: StepContext):
+        ds = ds.materialize()  # read the parent stage once for both passes
         cols = [c for c, on in ((TEXT_KEY, self.params.by_text), (URL_KEY, self.params.by_url)) if on]
         keys = ds.map_batches(_key_rows, fn_kwargs={"columns": cols}, batch_format="numpy")
         dropped, kept = resolve_clusters(candidate_edges(keys, ctx.num_blocks))

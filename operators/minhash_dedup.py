@@ -88,6 +88,7 @@ class MinhashDedup(GlobalOperator):
         return {SIGNATURE: np.array([s.tobytes().hex() for s in sigs], dtype=object)}
 
     def apply(self, ds, ctx: StepContext):
+        ds = ds.materialize()  # read the parent stage once for both passes
         p = self.params
         keys = ds.map_batches(
             functools.partial(_band_rows, bands=p.bands, rows=p.rows, keep_by=p.keep_by), batch_format="numpy"

@@ -127,6 +127,7 @@ class QualityClassifier(GlobalOperator):
         return {"quality_score": score_texts(batch["text"], self.params.model)}
 
     def apply(self, ds, ctx: StepContext):
+        ds = ds.materialize()  # read the parent stage once for every pass
         p = self.params
         threshold = p.min_score
         if threshold is None:

@@ -76,6 +76,7 @@ class SemanticDedup(GlobalOperator):
         return {EMBEDDING: np.array([v.tobytes().hex() for v in vectors], dtype=object)}
 
     def apply(self, ds, ctx: StepContext):
+        ds = ds.materialize()  # read the parent stage once for every pass
         p = self.params
         centroids = _fit_centroids(ds, p.num_clusters, p.fit_sample, p.seed)
         assigned = ds.map_batches(

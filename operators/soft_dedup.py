@@ -44,6 +44,7 @@ class SoftDedup(GlobalOperator):
         return {"weight": np.ones(len(batch["id"]))}  # placeholder; ``apply`` sets the weights
 
     def apply(self, ds, ctx: StepContext):
+        ds = ds.materialize()  # read the parent stage once for every pass
         p = self.params
         lm = NgramLM(p.order, p.buckets, p.beta, vocab=p.buckets)
         counted = ds.map_batches(functools.partial(_count, params=p), batch_format="numpy", batch_size=None)
