@@ -11,12 +11,16 @@ from operators.quality_classifier import train_classifier
 from operators.recipe import RecipeError
 from operators.reference import read_texts
 
-app = typer.Typer(help="Train the quality classifier that the `quality_classifier` step scores with.", no_args_is_help=True)
+app = typer.Typer(
+    help="Train the quality classifier that the `quality_classifier` step scores with.", no_args_is_help=True
+)
 
 
 @app.command("train")
 def train(
-    positive: list[Path] = typer.Option(..., "--positive", help="high-quality documents (jsonl/parquet/txt); repeatable"),
+    positive: list[Path] = typer.Option(
+        ..., "--positive", help="high-quality documents (jsonl/parquet/txt); repeatable"
+    ),
     negative: list[Path] = typer.Option(..., "--negative", help="ordinary pool documents; repeatable"),
     out: Path = typer.Option(..., "--out", "-o", help="model file to write (.npz); metrics go to <out>.json"),
     seed: int = typer.Option(0, "--seed"),

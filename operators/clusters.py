@@ -3,8 +3,8 @@
 1. Each document emits one row per bucket key (a MinHash band hash, a text hash, a URL hash):
    ``key`` (uint64), ``doc`` (the node name ``"<id>\\x1f<source>"``) and ``rank`` (float64).
 2. Rows are hash-shuffled by ``key % partitions`` (``groupby(...).map_groups``); inside a
-   partition, rows with the same key form a bucket and each bucket yields star edges from its
-   first member to the others (vectorised: one sort per partition, not one call per bucket).
+   partition, rows with the same key form a bucket and each bucket yields star edges from one
+   member to the others (vectorised: one integer sort per partition, not one call per bucket).
 3. The driver collects only the candidate edges (never documents, never signatures) and finds
    connected components with ``scipy.sparse.csgraph`` (union-find). Memory there is
    O(candidate edges), i.e. proportional to the duplicates, not to the corpus.
@@ -71,10 +71,9 @@ def _add_partition(batch: Batch, partitions: int) -> Batch:
 
 
 def _bucket_edges(batch: Batch) -> pa.Table:
-    key, doc, rank = batch["key"], batch["doc"].astype(object), batch["rank"].astype(np.float64)
-    by_doc = np.argsort(doc, kind="stable")
-    order = by_doc[np.argsort(key[by_doc], kind="stable")]
-    key, doc, rank = key[order], doc[order], rank[order]
+    # star centres depend on row order, the connected components (and so the result) do not
+    order = np.argsort(batch["key"], kind="stable")
+    key, doc, rank = batch["key"][order], batch["doc"][order], batch["rank"][order].astype(np.float64)
     new_bucket = np.ones(len(key), dtype=bool)
     new_bucket[1:] = key[1:] != key[:-1]
     first = np.maximum.accumulate(np.where(new_bucket, np.arange(len(key)), 0))

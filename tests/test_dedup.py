@@ -78,8 +78,8 @@ def test_plagiarised_answers_and_cached_signatures(shared_data, ray_started, tmp
     }
     # a looser band layout reuses the cached signatures and catches the heavier "cut" copies
     loose = _run(shared_data, tmp_path, "b", docs, [{"op": "minhash_dedup", "params": {"bands": 28, "rows": 4}}])
-    annotate = [s for s in loose["steps"] if s["stage"] == "annotate"][0]
-    assert annotate["cached"] and annotate["key"] == [s for s in first["steps"] if s["stage"] == "annotate"][0]["key"]
+    annotate = next(s for s in loose["steps"] if s["stage"] == "annotate")
+    assert annotate["cached"] and annotate["key"] == next(s for s in first["steps"] if s["stage"] == "annotate")["key"]
     dropped = _dropped(tmp_path / "b")
     assert {"g4pC_taska.txt", "orig_taska.txt"} < set(dropped)
     assert dropped["g0pB_taskc.txt"].startswith("near_duplicate_of:")
