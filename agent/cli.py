@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from agent import cli_agent, cli_demo, cli_ops, cli_profile, cli_run, cli_search
+from agent import cli_agent, cli_classifier, cli_demo, cli_ops, cli_profile, cli_run, cli_search
 
 app = typer.Typer(
     name="dataplan",
@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(cli_ops.app, name="ops")
+app.add_typer(cli_classifier.app, name="classifier")
 cli_run.register(app)
 cli_search.register(app)
 cli_agent.register(app)

@@ -141,13 +141,16 @@ class GlobalOperator(Operator):
 
 
 class StepContext(BaseModel):
-    """What a global operator may know about its run: seed, block count and a scratch folder."""
+    """What a global operator may know about its run: seed, block count, a scratch folder and the
+    recipe's raw sources (name -> ``{"format", "params", "files"}``), so that a selection step can
+    read a target or reference set named by source."""
 
     model_config = ConfigDict(frozen=True)
     seed: int = 0
     num_blocks: int = 4
     scratch_dir: str
     step_index: int = 0
+    sources: dict[str, dict[str, Any]] = {}
 
 
 REGISTRY: dict[str, type[Operator]] = {}

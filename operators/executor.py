@@ -166,6 +166,14 @@ class Executor:
             num_blocks=self.num_blocks,
             scratch_dir=str(self.cache.scratch()),
             step_index=index,
+            sources={
+                src.name: {
+                    "format": self.recipe.reader_class(src).name,
+                    "params": src.params,
+                    "files": self.files[src.name],
+                }
+                for src in self.recipe.sources
+            },
         )
         if sources is None:
             return op.apply(live, ctx)

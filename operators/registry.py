@@ -15,6 +15,13 @@ BUILTIN_MODULES = (
     "operators.url_filter",
     "operators.language_id",
     "operators.pii_redact",
+    "operators.exact_dedup",
+    "operators.minhash_dedup",
+    "operators.soft_dedup",
+    "operators.semantic_dedup",
+    "operators.dsir",
+    "operators.quality_classifier",
+    "operators.perplexity",
 )
 
 for _module in BUILTIN_MODULES:
