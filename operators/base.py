@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 if TYPE_CHECKING:
     import ray.data
@@ -75,7 +75,7 @@ class Operator:
             "version": cls.version,
             "doc": inspect.getdoc(cls) or "",
             "params_schema": cls.Params.model_json_schema(),
-            "defaults": cls.Params().model_dump(mode="json") if _has_all_defaults(cls.Params) else None,
+            "defaults": default_params(cls),
             "signals": dict(cls.signals),
             "annotate_params": list(cls.annotate_params),
             "reasons": list(cls.reasons),
@@ -192,5 +192,9 @@ def all_operators() -> list[type[Operator]]:
     return sorted(REGISTRY.values(), key=lambda c: (KINDS.index(c.kind), c.name))
 
 
-def _has_all_defaults(model: type[BaseModel]) -> bool:
-    return all(not f.is_required() for f in model.model_fields.values())
+def default_params(cls: type[Operator]) -> dict[str, Any] | None:
+    """The operator's params at their defaults, or None when it needs some (e.g. a list file)."""
+    try:
+        return cls.Params().model_dump(mode="json")
+    except ValidationError:
+        return None
