@@ -15,11 +15,17 @@ app = typer.Typer(help="List and describe the registered data operators.", no_ar
 
 
 @app.command("list")
-def list_ops(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+def list_ops(
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    markdown: bool = typer.Option(False, "--markdown", help="a Markdown table (the one in README.md)"),
+) -> None:
     """Every registered operator: name, kind, params (with defaults) and drop reasons."""
     ops = [cls.describe() for cls in all_operators()]
     if as_json:
         print_json(ops)
+        return
+    if markdown:
+        print(markdown_table(ops))
         return
     table = Table(title=f"{len(ops)} operators")
     for col in ("name", "kind", "params (defaults)", "reasons"):
@@ -28,6 +34,21 @@ def list_ops(as_json: bool = typer.Option(False, "--json", help="machine-readabl
         params = ", ".join(f"{k}={v}" for k, v in (op["defaults"] or {}).items())
         table.add_row(op["name"], op["kind"], params, ", ".join(op["reasons"]))
     console.print(table)
+
+
+def markdown_table(ops: list[dict]) -> str:
+    """One row per operator: name, kind, first docstring line, params with defaults, reasons."""
+    rows = ["| operator | kind | what it does | params (defaults) | drop reasons |", "|---|---|---|---|---|"]
+    for op in ops:
+        props = op["params_schema"].get("properties", {})
+        params = ", ".join(
+            f"`{k}`" + (f"={v['default']!r}" if "default" in v else " (required)") for k, v in props.items()
+        )
+        params = params.replace("|", "\\|")
+        summary = op["doc"].split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
+        reasons = ", ".join(f"`{r}`" for r in op["reasons"])
+        rows.append(f"| `{op['name']}` | {op['kind']} | {summary} | {params} | {reasons} |")
+    return "\n".join(rows)
 
 
 @app.command("show")
