@@ -9,6 +9,7 @@ BUILTIN_MODULES = (
     "operators.readers",
     "operators.text_normalize",
     "operators.length_filter",
+    "operators.decontaminate",
 )
 
 for _module in BUILTIN_MODULES:
