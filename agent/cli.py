@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from agent import cli_ops, cli_run
+from agent import cli_ops, cli_run, cli_train
 
 app = typer.Typer(
     name="dataplan",
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(cli_ops.app, name="ops")
 cli_run.register(app)
+cli_train.register(app)
 
 if __name__ == "__main__":
     app()
