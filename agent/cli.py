@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from agent import cli_agent, cli_classifier, cli_demo, cli_ops, cli_profile, cli_run, cli_search
+from agent import cli_agent, cli_classifier, cli_demo, cli_ops, cli_profile, cli_run, cli_search, cli_train
 
 app = typer.Typer(
     name="dataplan",
@@ -24,6 +24,7 @@ cli_search.register(app)
 cli_agent.register(app)
 cli_profile.register(app)
 cli_demo.register(app)
+cli_train.register(app)
 
 if __name__ == "__main__":
     app()

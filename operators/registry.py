@@ -22,6 +22,7 @@ BUILTIN_MODULES = (
     "operators.dsir",
     "operators.quality_classifier",
     "operators.perplexity",
+    "operators.decontaminate",
 )
 
 for _module in BUILTIN_MODULES:

@@ -1,0 +1,108 @@
+"""Packing documents into fixed-length training sequences.
+
+- ``concat_and_chunk``: the GPT-2/3 default. Documents (each ``EOT`` + bytes) are concatenated in
+  stream order and cut every ``seq_len`` tokens; only the last sequence is padded, but every
+  document that straddles a cut is truncated (its tail is trained without its head as context).
+- ``best_fit``: Best-fit Decreasing packing (Ding et al. 2024, "Fewer Truncations Improve Language
+  Modeling"). A document is cut only when it is longer than ``seq_len``; the pieces are placed,
+  longest first, into the open sequence with the least room that still fits them, and the
+  remainder of each sequence is padded. Sequences are then shuffled (seeded).
+
+Both report ``truncation_rate`` (documents split over more than one sequence / documents) and
+``padding_rate`` (pad tokens / all tokens). Pad positions carry ``PAD_ID`` and are left out of the
+loss.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import numpy as np
+
+from evaluators.tokenizer import PAD_ID, encode_document
+
+METHODS = ("concat", "best_fit")
+
+
+@dataclass
+class PackingStats:
+    method: str
+    seq_len: int
+    sequences: int
+    documents: int
+    truncated_documents: int
+    tokens: int
+    padding_tokens: int
+
+    @property
+    def truncation_rate(self) -> float:
+        return self.truncated_documents / max(self.documents, 1)
+
+    @property
+    def padding_rate(self) -> float:
+        return self.padding_tokens / max(self.sequences * self.seq_len, 1)
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "truncation_rate": self.truncation_rate, "padding_rate": self.padding_rate}
+
+
+@dataclass
+class Packed:
+    """``tokens``: (sequences, seq_len) ``uint16`` token ids, ``PAD_ID`` where nothing was placed."""
+
+    tokens: np.ndarray
+    stats: PackingStats
+
+
+def pack(texts: list[str], seq_len: int, method: str = "concat", seed: int = 0) -> Packed:
+    """Encode ``texts`` with the byte tokenizer and pack them with ``method`` (one of ``METHODS``)."""
+    docs = [encode_document(t) for t in texts]
+    if method == "concat":
+        return concat_and_chunk(docs, seq_len)
+    if method == "best_fit":
+        return best_fit(docs, seq_len, seed)
+    raise ValueError(f"packing method {method!r}: use one of {METHODS}")
+
+
+def concat_and_chunk(docs: list[np.ndarray], seq_len: int) -> Packed:
+    """Concatenate ``docs`` and cut every ``seq_len`` tokens; pad the last sequence."""
+    lengths = np.array([len(d) for d in docs], dtype=np.int64)
+    total = int(lengths.sum())
+    n_seq = -(-total // seq_len)
+    flat = np.full(n_seq * seq_len, PAD_ID, dtype=np.uint16)
+    if docs:
+        flat[:total] = np.concatenate(docs)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    straddles = (starts // seq_len) != ((ends - 1) // seq_len)
+    stats = PackingStats("concat", seq_len, n_seq, len(docs), int(straddles.sum()), total, n_seq * seq_len - total)
+    return Packed(flat.reshape(n_seq, seq_len), stats)
+
+
+def best_fit(docs: list[np.ndarray], seq_len: int, seed: int = 0) -> Packed:
+    """Best-fit Decreasing: cut only documents longer than ``seq_len``, pack the pieces tightly."""
+    pieces = [d[i : i + seq_len] for d in docs for i in range(0, len(d), seq_len)]
+    truncated = sum(len(d) > seq_len for d in docs)
+    order = sorted(range(len(pieces)), key=lambda k: -len(pieces[k]))
+    bins: list[list[int]] = []
+    room: list[tuple[int, int]] = []  # (free tokens, bin index), sorted: the best fit is the first >= size
+    for k in order:
+        size = len(pieces[k])
+        at = bisect.bisect_left(room, (size, -1))
+        if at == len(room):
+            bins.append([k])
+            free, b = seq_len - size, len(bins) - 1
+        else:
+            free, b = room.pop(at)
+            bins[b].append(k)
+            free -= size
+        if free > 0:
+            bisect.insort(room, (free, b))
+    tokens = np.full((len(bins), seq_len), PAD_ID, dtype=np.uint16)
+    for row, b in enumerate(np.random.default_rng(seed).permutation(len(bins))):
+        seq = np.concatenate([pieces[k] for k in bins[b]])
+        tokens[row, : len(seq)] = seq
+    total = sum(len(d) for d in docs)
+    stats = PackingStats("best_fit", seq_len, len(bins), len(docs), truncated, total, len(bins) * seq_len - total)
+    return Packed(tokens, stats)
