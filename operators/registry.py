@@ -9,6 +9,10 @@ BUILTIN_MODULES = (
     "operators.readers",
     "operators.text_normalize",
     "operators.length_filter",
+    "operators.gopher_quality",
+    "operators.gopher_repetition",
+    "operators.c4_quality",
+    "operators.fineweb_quality",
 )
 
 for _module in BUILTIN_MODULES:
