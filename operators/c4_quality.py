@@ -110,7 +110,13 @@ class C4Quality(Filter):
     sentences (``c4_too_few_sentences``; sentences counted per line with spaCy's sentencizer, as
     datatrove does). The bad-words rule is not part of this filter (as in datatrove, where it is
     ``C4BadWordsFilter``). Only datatrove's default line mode (``split_paragraph=True``) is
-    implemented. Use ``c4_line_filter`` after this filter to also remove the lines."""
+    implemented. Use ``c4_line_filter`` after this filter to also remove the lines.
+
+    Two readings: the paper says pages with "lorem ipsum" or a curly bracket are removed; the
+    reference code (TFDS ``c4_utils.clean_page``) and datatrove only look at lines that survived the
+    earlier line rules (so a bare ``{`` line without terminal punctuation does not drop a page). We
+    follow the code. TFDS counts sentences with NLTK's punkt over the kept text; we count them as
+    datatrove does, with spaCy's sentencizer per kept line."""
 
     name = "c4_quality"
     reasons = ("c4_lorem_ipsum", "c4_curly_bracket", "c4_too_few_sentences")

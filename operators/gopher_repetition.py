@@ -48,18 +48,14 @@ def top_ngram_chars(
         return out
     counts = np.bincount(group)
     gdoc = words.segment[pos[first]]
-    best = np.lexsort((first, -counts, gdoc))
-    is_top = np.r_[True, gdoc[best][1:] != gdoc[best][:-1]]
-    top = best[is_top]
-    cum = np.concatenate([[0], np.cumsum(words.feature("length"))])
+    best = np.lexsort((first, -counts, gdoc))  # per document: most frequent, then first seen
+    top = best[np.r_[True, gdoc[best][1:] != gdoc[best][:-1]]]
     start = pos[first[top]]
-    out[gdoc[top]] = (cum[start + n] - cum[start] + n - 1) * counts[top]
+    out[gdoc[top]] = (words.chars_before[start + n] - words.chars_before[start] + n - 1) * counts[top]
     return out
 
 
-def duplicate_ngram_chars(
-    words: Segments, pos: np.ndarray, group: np.ndarray, _first: np.ndarray, n: int, n_docs: int
-) -> np.ndarray:
+def duplicate_ngram_chars(words: Segments, pos: np.ndarray, group: np.ndarray, n: int, n_docs: int) -> np.ndarray:
     """Per document: characters in repeated n-grams, as datatrove's ``find_all_duplicate``: scan
     left to right; an n-gram seen before adds its characters (words joined without spaces) and the
     scan jumps past it, otherwise it is remembered and the scan moves one word. Only n-grams that
@@ -70,9 +66,8 @@ def duplicate_ngram_chars(
     repeated = np.bincount(group)[group] > 1
     if not repeated.any():
         return out
-    cum = np.concatenate([[0], np.cumsum(words.feature("length"))])
     rpos, rgroup = pos[repeated], group[repeated]
-    chars = cum[rpos + n] - cum[rpos]
+    chars = words.chars_before[rpos + n] - words.chars_before[rpos]
     rdoc = words.segment[rpos]
     seen: set[int] = set()
     current, resume = -1, 0
@@ -163,7 +158,8 @@ class GopherRepetition(Filter):
         for n in TOP_NGRAMS:
             out[f"gopher_top_{n}gram_char_frac"] = top_ngram_chars(words, *groups[n], n, n_docs) / chars
         for n in DUP_NGRAMS:
-            out[f"gopher_dup_{n}gram_char_frac"] = duplicate_ngram_chars(words, *groups[n], n, n_docs) / chars
+            pos, group, _ = groups[n]
+            out[f"gopher_dup_{n}gram_char_frac"] = duplicate_ngram_chars(words, pos, group, n, n_docs) / chars
         return out
 
     def decide(self, batch: Batch) -> np.ndarray:

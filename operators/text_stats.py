@@ -55,8 +55,9 @@ SYMBOL_CHARS = frozenset(PUNCTUATION) | TERMINAL_PUNCTUATION
 RULES_FILE = Path(__file__).with_name("spacy_en_rules.json")
 FEATURES = {"length": np.int64, "non_symbol": bool, "alpha": bool, "sent_punct": bool, "is_punct": bool}
 """Per-token features of the lexicon; see :class:`SpacyWords`."""
-MAX_LEXICON = 2_000_000
-"""Distinct chunks kept memoised per process before the lexicon is cleared (between batches)."""
+MAX_LEXICON = 300_000
+"""Distinct chunks kept memoised per process (about 200 MB at most) before the lexicon is
+cleared, between batches."""
 
 
 def _is_punct(token: str) -> bool:
@@ -337,6 +338,12 @@ class Segments:
     def feature(self, name: str) -> np.ndarray:
         """A lexicon feature for every token of the batch."""
         return spacy_words().feature(name)[self.tokens]
+
+    @cached_property
+    def chars_before(self) -> np.ndarray:
+        """Characters in the tokens before each flat position (one more entry than tokens): the
+        words ``i..j`` hold ``chars_before[j + 1] - chars_before[i]`` characters."""
+        return np.concatenate([[0], np.cumsum(self.feature("length"))])
 
 
 class TextStats:
