@@ -5,9 +5,9 @@
 
 Documents: every ``domains/*.jsonl`` record of the shared data plus the text trafilatura (defaults)
 extracts from each HTML response of ``web/crawl_sample.warc.gz``. datatrove runs in its venv in one
-subprocess (``peers/datatrove/run_filters.py``); ours run in this process, a batch at a time, with
-the tokeniser's lexicon cleared before each filter (a cold start). Both are single processes on one
-core, timed around the filtering alone (no I/O) in the same run. Parameters are matched: datatrove
+subprocess per measurement (``peers/datatrove/run_filters.py``), ours in this process a batch at a
+time with the tokeniser's lexicon cleared first (both start cold); the two sides alternate filter by
+filter. Both are single processes on one core, timed around the filtering alone (no I/O). Parameters are matched: datatrove
 gets ours, translated to its argument names. Per filter the JSON has ``agreement`` (same keep/drop
 decision), ``reason_agreement`` (same first reason among documents both drop), ``ours_docs_per_s``,
 ``datatrove_docs_per_s`` and the disagreeing ids; ``combined`` times all four filters per document
@@ -130,54 +130,64 @@ def extract_crawl(path: Path) -> tuple[list[dict], int]:
     return docs, pages
 
 
-def run_datatrove(docs: list[dict], params: dict, work: Path, python: Path, combined: bool) -> dict:
-    docs_path, params_path, out_path, tokens_path = (
-        work / n for n in ("docs.jsonl", "params.json", "dt.json", "tok.jsonl")
-    )
-    with open(docs_path, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(d) + "\n" for d in docs)
-    params_path.write_text(json.dumps({name: datatrove_kwargs(name, params[name]) for name in FILTERS}))
-    cmd = [str(python), str(PEER / "run_filters.py"), str(docs_path), str(params_path), str(out_path)]
-    cmd += ["--tokens", str(tokens_path)] + (["--combined"] if combined else [])
-    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1", "LOGURU_LEVEL": "WARNING"})
-    result = json.loads(out_path.read_text())
-    with open(tokens_path, encoding="utf-8") as fh:
-        result["tokens"] = [json.loads(line)["words"] for line in fh]
-    return result
+class Datatrove:
+    """datatrove in its venv, one subprocess per measurement (``peers/datatrove/run_filters.py``)."""
+
+    def __init__(self, python: Path, work: Path, docs: list[dict], params: dict) -> None:
+        self.python, self.work, self.params = python, work, params
+        self.docs_path = work / "docs.jsonl"
+        with open(self.docs_path, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(d) + "\n" for d in docs)
+
+    def run(self, mode: str, names: tuple[str, ...]) -> dict:
+        params_path, out_path = self.work / "params.json", self.work / "out.json"
+        params_path.write_text(json.dumps({name: datatrove_kwargs(name, self.params[name]) for name in names}))
+        cmd = [str(self.python), str(PEER / "run_filters.py"), mode, str(self.docs_path), str(params_path)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "LOGURU_LEVEL": "WARNING"}
+        subprocess.run([*cmd, str(out_path)], check=True, env=env)
+        if mode == "tokens":
+            with open(out_path, encoding="utf-8") as fh:
+                return {"tokens": [json.loads(line) for line in fh]}
+        return json.loads(out_path.read_text())
 
 
-def run_ours(docs: list[dict], batch_size: int, combined: bool) -> dict:
+def batches_of(docs: list[dict], batch_size: int) -> list[dict[str, np.ndarray]]:
     texts = np.array([d["text"] for d in docs], dtype=object)
     ids = np.array([d["id"] for d in docs], dtype=object)
-    batches = [
-        {"id": ids[i : i + batch_size], "text": texts[i : i + batch_size]} for i in range(0, len(docs), batch_size)
-    ]
-    ops = {name: get_operator(name)() for name in FILTERS}
-    line_filter = C4LineFilter(ops["c4_quality"].params.model_dump(include=set(C4LineFilter.Params.model_fields)))
-    out: dict = {}
-    for name, op in ops.items():
-        reset()
-        start = time.perf_counter()
-        reasons, hashes = [], []
-        for batch in batches:
-            decided = op.decide({**batch, **op.annotate(batch)})
-            reasons += decided.tolist()
-            if name == "c4_quality":
-                kept = {k: v[decided == ""] for k, v in batch.items()}
-                rewritten = iter(line_filter.map(kept)["text"]) if len(kept["id"]) else iter(())
-                hashes += [hashlib.sha1(next(rewritten).encode()).hexdigest() if not r else "" for r in decided]
-        out[name] = {"reasons": reasons, "seconds": time.perf_counter() - start, "text_sha1": hashes}
-    if combined:
-        reset()
-        start = time.perf_counter()
-        for batch in batches:
-            signals = {k: v for op in ops.values() for k, v in op.annotate(batch).items()}
-            decided = [op.decide({**batch, **signals}) for op in ops.values()]
-            alive = np.all([d == "" for d in decided], axis=0)
-            if alive.any():
-                line_filter.map({k: v[alive] for k, v in batch.items()})
-        out["combined"] = {"seconds": time.perf_counter() - start}
-    return out
+    return [{"id": ids[i : i + batch_size], "text": texts[i : i + batch_size]} for i in range(0, len(docs), batch_size)]
+
+
+def run_ours(name: str, batches: list[dict[str, np.ndarray]]) -> dict:
+    """One filter over all batches from a cold start; C4 includes its line removal (datatrove's C4
+    filter rewrites the text of the documents it keeps in the same pass)."""
+    op = get_operator(name)()
+    line_filter = C4LineFilter(op.params.model_dump(include=set(C4LineFilter.Params.model_fields)))
+    reset()
+    start = time.perf_counter()
+    reasons: list[str] = []
+    rewritten: list[np.ndarray] = []
+    for batch in batches:
+        decided = op.decide({**batch, **op.annotate(batch)})
+        reasons += decided.tolist()
+        if name == "c4_quality":
+            rewritten.append(line_filter.map({k: v[decided == ""] for k, v in batch.items()})["text"])
+    seconds = time.perf_counter() - start
+    texts = iter(t for part in rewritten for t in part)
+    hashes = [hashlib.sha1(next(texts).encode()).hexdigest() if not r else "" for r in reasons] if rewritten else []
+    return {"reasons": reasons, "seconds": seconds, "text_sha1": hashes}
+
+
+def run_ours_combined(batches: list[dict[str, np.ndarray]]) -> dict:
+    """All four filters per batch, sharing the batch's words and lines, then C4's line removal."""
+    ops = [get_operator(name)() for name in FILTERS]
+    line_filter = C4LineFilter()
+    reset()
+    start = time.perf_counter()
+    for batch in batches:
+        signals = {k: v for op in ops for k, v in op.annotate(batch).items()}
+        alive = np.all([op.decide({**batch, **signals}) == "" for op in ops], axis=0)
+        line_filter.map({k: v[alive] for k, v in batch.items()})
+    return {"seconds": time.perf_counter() - start}
 
 
 def compare(docs: list[dict], ours: dict, theirs: dict) -> dict:
@@ -219,11 +229,20 @@ def main() -> None:
         sys.exit(f"{args.peer_python} not found: run `bash {PEER / 'setup.sh'}` first")
     docs, counts = load_documents(Path(args.data), args.limit)
     params = {name: get_operator(name)().params.model_dump(mode="json") for name in FILTERS}
+    batches = batches_of(docs, args.batch_size)
+    ours: dict = {}
+    theirs: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        theirs = run_datatrove(docs, params, Path(tmp), Path(args.peer_python), not args.no_combined)
-    ours = run_ours(docs, args.batch_size, not args.no_combined)
+        peer = Datatrove(Path(args.peer_python), Path(tmp), docs, params)
+        for name in FILTERS:  # interleaved, so that load from elsewhere hits both sides alike
+            theirs.update(peer.run("each", (name,)))
+            ours[name] = run_ours(name, batches)
+        if not args.no_combined:
+            theirs.update(peer.run("combined", FILTERS))
+            ours["combined"] = run_ours_combined(batches)
+        reference_words = peer.run("tokens", FILTERS)["tokens"]
     words = spacy_words()
-    identical = sum(words.words(d["text"]) == ref for d, ref in zip(docs, theirs["tokens"], strict=True))
+    identical = sum(words.words(d["text"]) == ref for d, ref in zip(docs, reference_words, strict=True))
     result = {
         "docs": len(docs),
         "sources": counts,

@@ -59,15 +59,18 @@ def c4_lines(text: str, p: C4LineParams) -> tuple[list[str], int, int]:
     kept: list[str] = []
     lorem = curly = -1
     for i, raw in enumerate(text.splitlines()):
-        line = raw.strip()
-        words = line.split()
-        if p.max_word_length != -1 and any(len(w) > p.max_word_length for w in words):
+        stripped = line = raw.strip()
+        if (
+            p.max_word_length != -1
+            and len(line) > p.max_word_length
+            and any(len(w) > p.max_word_length for w in line.split())
+        ):
             continue
-        if p.remove_citations:
+        if p.remove_citations and "[" in line:
             line = CITATION.sub("", line)
         if p.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)):
             continue
-        if len(words) < p.min_words_per_line:
+        if len(stripped.split()) < p.min_words_per_line:  # words counted before citations are removed
             continue
         lower = line.lower()
         if lorem == -1 and "lorem ipsum" in lower:

@@ -12,15 +12,28 @@ TOP_NGRAMS = (2, 3, 4)
 DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
 
 
-NGrams = tuple[np.ndarray, np.ndarray, np.ndarray]
-"""(positions, group ids, first position index of each group) of the n-grams of a batch."""
+NGrams = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""Of the n-grams of a batch that may repeat: positions, group ids and, per group, the index of its
+first position and its number of positions."""
+
+
+def _group(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group ids of equal keys, and per group the index of its first occurrence and its size."""
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    is_start = np.ones(len(key), dtype=bool)
+    is_start[1:] = ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(is_start)
+    group = np.empty(len(key), dtype=np.int64)
+    group[order] = np.cumsum(is_start) - 1
+    return group, order[starts], np.diff(np.append(starts, len(key)))
 
 
 def ngram_groups(words: Segments, max_n: int) -> dict[int, NGrams]:
-    """For n = 1..max_n: the positions (into ``words.tokens``) where an n-gram fits inside its
-    document, a group id per position shared by exactly the equal n-grams of the same document, and
-    for each group the index (into the positions) of its first occurrence. Ids are exact, not
-    hashes: the (id of the (n-1)-gram, next token) pairs are numbered with ``np.unique``."""
+    """For n = 1..max_n, the n-grams that may occur twice in their document: every word for n = 1,
+    then the n-grams whose (n-1)-gram prefix repeats (an n-gram cannot repeat otherwise), within
+    the document's end. Equal n-grams of a document share a group id; ids are exact, not hashes:
+    (id of the (n-1)-gram, next token) pairs are numbered by sorting."""
     tokens, seg = words.tokens, words.segment
     doc_end = words.offsets[1:][seg]
     vocab = max(spacy_words().vocab_size, 1)
@@ -29,41 +42,45 @@ def ngram_groups(words: Segments, max_n: int) -> dict[int, NGrams]:
     out: dict[int, NGrams] = {}
     for n in range(1, max_n + 1):
         if n > 1:
-            prev = out[n - 1][1]
-            keep = pos + n <= doc_end[pos]
-            pos = pos[keep]
-            key = prev[keep] * vocab + tokens[pos + n - 1]
-        _, first, group = np.unique(key, return_index=True, return_inverse=True)
-        out[n] = (pos, group.astype(np.int64), first.astype(np.int64))
+            prev_pos, prev_group, _, prev_counts = out[n - 1]
+            keep = (prev_counts[prev_group] > 1) & (prev_pos + n <= doc_end[prev_pos])
+            pos = prev_pos[keep]
+            key = prev_group[keep] * vocab + tokens[pos + n - 1]
+        out[n] = (pos, *_group(key))
     return out
 
 
 def top_ngram_chars(
-    words: Segments, pos: np.ndarray, group: np.ndarray, first: np.ndarray, n: int, n_docs: int
+    words: Segments, pos: np.ndarray, group: np.ndarray, first: np.ndarray, counts: np.ndarray, n: int
 ) -> np.ndarray:
     """Per document: characters of its most frequent n-gram (words joined by spaces) times its count;
-    ties go to the n-gram seen first, as ``Counter.most_common``. 0 for documents under n words."""
-    out = np.zeros(n_docs)
-    if not len(pos):
-        return out
-    counts = np.bincount(group)
-    gdoc = words.segment[pos[first]]
-    best = np.lexsort((first, -counts, gdoc))  # per document: most frequent, then first seen
-    top = best[np.r_[True, gdoc[best][1:] != gdoc[best][:-1]]]
-    start = pos[first[top]]
-    out[gdoc[top]] = (words.chars_before[start + n] - words.chars_before[start] + n - 1) * counts[top]
+    ties go to the n-gram seen first, as ``Counter.most_common``: the document's first n-gram when
+    none repeats. 0 for documents under n words."""
+    starts = words.offsets[:-1]
+    has_ngram = words.counts >= n
+    out = np.zeros(len(starts))
+    first_start = starts[has_ngram]
+    out[has_ngram] = words.chars_before[first_start + n] - words.chars_before[first_start] + n - 1
+    repeated = np.flatnonzero(counts > 1)
+    if len(repeated):
+        gpos = pos[first[repeated]]
+        gdoc = words.segment[gpos]
+        best = np.lexsort((gpos, -counts[repeated], gdoc))  # per document: most frequent, then first seen
+        top = best[np.r_[True, gdoc[best][1:] != gdoc[best][:-1]]]
+        start = gpos[top]
+        out[gdoc[top]] = (words.chars_before[start + n] - words.chars_before[start] + n - 1) * counts[repeated][top]
     return out
 
 
-def duplicate_ngram_chars(words: Segments, pos: np.ndarray, group: np.ndarray, n: int, n_docs: int) -> np.ndarray:
+def duplicate_ngram_chars(
+    words: Segments, pos: np.ndarray, group: np.ndarray, counts: np.ndarray, n: int
+) -> np.ndarray:
     """Per document: characters in repeated n-grams, as datatrove's ``find_all_duplicate``: scan
     left to right; an n-gram seen before adds its characters (words joined without spaces) and the
     scan jumps past it, otherwise it is remembered and the scan moves one word. Only n-grams that
     occur twice or more can change the result, so only their positions are scanned in Python."""
-    out = np.zeros(n_docs)
-    if not len(pos):
-        return out
-    repeated = np.bincount(group)[group] > 1
+    out = np.zeros(len(words.counts))
+    repeated = counts[group] > 1
     if not repeated.any():
         return out
     rpos, rgroup = pos[repeated], group[repeated]
@@ -156,10 +173,10 @@ class GopherRepetition(Filter):
         words = stats.words
         groups = ngram_groups(words, max(DUP_NGRAMS))
         for n in TOP_NGRAMS:
-            out[f"gopher_top_{n}gram_char_frac"] = top_ngram_chars(words, *groups[n], n, n_docs) / chars
+            out[f"gopher_top_{n}gram_char_frac"] = top_ngram_chars(words, *groups[n], n) / chars
         for n in DUP_NGRAMS:
-            pos, group, _ = groups[n]
-            out[f"gopher_dup_{n}gram_char_frac"] = duplicate_ngram_chars(words, pos, group, n, n_docs) / chars
+            pos, group, _, counts = groups[n]
+            out[f"gopher_dup_{n}gram_char_frac"] = duplicate_ngram_chars(words, pos, group, counts, n) / chars
         return out
 
     def decide(self, batch: Batch) -> np.ndarray:

@@ -21,6 +21,7 @@ Lines and paragraphs follow datatrove exactly (``str.splitlines``, ``re.split("\
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import unicodedata
@@ -175,7 +176,18 @@ class SpacyWords:
                 patterns[tuple(self._split_affixes(key, {}))] = key
         return patterns, max(map(len, patterns))
 
+    @cached_property
+    def _pattern_heads(self) -> frozenset[tuple[str, ...]]:
+        """The first two tokens of every special pattern (the whole pattern if shorter)."""
+        return frozenset(p[:2] for p in self._special_patterns[0])
+
     def _merge_specials(self, tokens: list[str]) -> list[str]:
+        heads = self._pattern_heads
+        if (
+            not any((a, b) in heads or (a,) in heads for a, b in itertools.pairwise(tokens))
+            and (tokens[-1],) not in heads
+        ):
+            return tokens
         patterns, longest = self._special_patterns
         spans = [
             (j - i, i, j)
@@ -226,32 +238,34 @@ class SpacyWords:
         get = self._chunk_ids.get
         out = [get(c, -1) for c in chunks]
         if -1 in out:
-            for chunk in {c for c, i in zip(chunks, out, strict=True) if i == -1}:
-                self._add_chunk(chunk)
-            out = [get(c) for c in chunks]
+            missing = [i for i, cid in enumerate(out) if cid == -1]
+            self._add_chunks(list(dict.fromkeys(chunks[i] for i in missing)))
+            for i in missing:
+                out[i] = get(chunks[i])
         return np.asarray(out, dtype=np.int64)
 
-    def _add_chunk(self, chunk: str) -> None:
-        self._chunk_ids[chunk] = len(self._chunk_ids)
-        token_ids = [self._token_id(t) for t in self.split_chunk(chunk)]
-        self._chunk_start.extend([len(self._chunk_flat)])
-        self._chunk_count.extend([len(token_ids)])
-        self._chunk_flat.extend(token_ids)
+    def _add_chunks(self, chunks: list[str]) -> None:
+        token_lists = [self.split_chunk(c) for c in chunks]
+        _number(self._chunk_ids, chunks)
+        counts = [len(tokens) for tokens in token_lists]
+        self._chunk_start.extend((len(self._chunk_flat) + np.cumsum([0, *counts[:-1]])).tolist())
+        self._chunk_count.extend(counts)
+        tokens = [t for ts in token_lists for t in ts]
+        get = self._token_ids.get
+        ids = [get(t, -1) for t in tokens]
+        if -1 in ids:
+            self._add_tokens(list(dict.fromkeys(t for t, i in zip(tokens, ids, strict=True) if i == -1)))
+            ids = [get(t) for t in tokens]
+        self._chunk_flat.extend(ids)
 
-    def _token_id(self, token: str) -> int:
-        tid = self._token_ids.get(token)
-        if tid is None:
-            tid = self._token_ids[token] = len(self._token_ids)
-            values = (
-                len(token),
-                any(ch not in SYMBOL_CHARS for ch in token),
-                any(ch.isalpha() for ch in token),
-                token in self._sent_punct,
-                _is_punct(token),
-            )
-            for column, value in zip(self._features.values(), values, strict=True):
-                column.extend([value])
-        return tid
+    def _add_tokens(self, tokens: list[str]) -> None:
+        _number(self._token_ids, tokens)
+        features = self._features
+        features["length"].extend([len(t) for t in tokens])
+        features["non_symbol"].extend([not SYMBOL_CHARS.issuperset(t) for t in tokens])
+        features["alpha"].extend([any(ch.isalpha() for ch in t) for t in tokens])
+        features["sent_punct"].extend([t in self._sent_punct for t in tokens])
+        features["is_punct"].extend([_is_punct(t) for t in tokens])
 
     def feature(self, name: str) -> np.ndarray:
         """One per-token feature array (a key of ``FEATURES``), indexed by token id."""
@@ -271,6 +285,11 @@ class SpacyWords:
         n = self._chunk_count.view()[chunk_ids]
         offsets = np.repeat(self._chunk_start.view()[chunk_ids] - (np.cumsum(n) - n), n)
         return self._chunk_flat.view()[offsets + np.arange(int(n.sum()), dtype=np.int64)], n
+
+
+def _number(ids: dict[str, int], new: list[str]) -> None:
+    """Give the ``new`` strings the next free ids."""
+    ids.update(zip(new, range(len(ids), len(ids) + len(new)), strict=True))
 
 
 class _Column:
