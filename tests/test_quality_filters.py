@@ -22,7 +22,7 @@ from operators.manifest import run_recipe
 from operators.output import read_output
 from operators.recipe import recipe_from_dict
 from operators.stage_cache import _helper_modules
-from operators.text_stats import Segments, spacy_words
+from operators.text_stats import Segments, spacy_words, text_stats
 
 
 def records(shared_data: Path, name: str, ids: list[str]) -> dict[str, str]:
@@ -270,6 +270,16 @@ def test_fineweb_quality_real_documents(shared_data: Path) -> None:
     assert signals["gsm8k_train:00339"]["fineweb_short_line_ratio"] == 0.75
     assert signals["tinyshakespeare:0000"]["fineweb_char_dup_ratio"] == pytest.approx(0.0632, abs=1e-4)
     assert signals["spdx:CC-BY-SA-2.1-JP"]["fineweb_newline_ratio"] == pytest.approx(0.5223, abs=1e-4)
+
+
+def test_filters_annotating_one_batch_share_its_words(shared_data: Path) -> None:
+    texts = records(shared_data, "medical_medquad", ["medquad:0000028:GHR", "medquad:0000363:GHR"])
+    batch = {"id": np.array(list(texts), dtype=object), "text": np.array(list(texts.values()), dtype=object)}
+    get_operator("gopher_quality")().annotate(batch)
+    stats = text_stats(batch["text"])
+    words = stats.words
+    get_operator("fineweb_quality")().annotate({k: v.copy() for k, v in batch.items()})
+    assert text_stats(list(texts.values())) is stats and stats.words is words
 
 
 def test_quality_filters_depend_on_shared_text_stats_for_cache_keys() -> None:
