@@ -23,6 +23,10 @@ BUILTIN_MODULES = (
     "operators.quality_classifier",
     "operators.perplexity",
     "operators.decontaminate",
+    "operators.gopher_quality",
+    "operators.gopher_repetition",
+    "operators.c4_quality",
+    "operators.fineweb_quality",
 )
 
 for _module in BUILTIN_MODULES:

@@ -43,12 +43,30 @@ def stage_key(parent: str, **parts: Any) -> str:
 
 @cache
 def code_version(cls: type) -> str:
-    """The operator's declared version plus a hash of its module's source: editing the code invalidates."""
-    try:
-        source = inspect.getsource(inspect.getmodule(cls))  # type: ignore[arg-type]
-    except (OSError, TypeError):
-        source = ""
-    return f"{getattr(cls, 'version', '0')}-{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+    """The operator's declared version plus a hash of its module's source and of the ``operators``
+    helper modules it imports names from (e.g. shared text statistics; ``operators.base`` excepted):
+    editing the code invalidates."""
+    module = inspect.getmodule(cls)
+    modules = [module, *_helper_modules(module)]
+    h = hashlib.sha256()
+    for mod in modules:
+        try:
+            h.update(inspect.getsource(mod).encode())  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            continue
+    return f"{getattr(cls, 'version', '0')}-{h.hexdigest()[:12]}"
+
+
+def _helper_modules(module: Any) -> list[Any]:
+    """The ``operators.*`` modules (other than ``module`` and ``operators.base``) that ``module``'s
+    global names come from, sorted by name."""
+    found = {}
+    for value in vars(module).values() if module is not None else ():
+        source = value if inspect.ismodule(value) else inspect.getmodule(value)
+        name = getattr(source, "__name__", "")
+        if name.startswith("operators.") and name not in ("operators.base", module.__name__):
+            found[name] = source
+    return [found[k] for k in sorted(found)]
 
 
 class StageCache:

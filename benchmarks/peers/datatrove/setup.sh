@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Creates benchmarks/peers/datatrove/venv with datatrove's MinHash stages (pinned; offline at run time).
-# spacy is needed by datatrove's word tokenizer (spacy.blank("en"), no model download).
+# Creates benchmarks/peers/datatrove/venv with the datatrove peer used by benchmarks/filters.py.
+# A peer is never a project dependency: it lives in its own venv (git-ignored) and is only run in a
+# subprocess. English word tokenisation comes from spacy.blank("en") (no model download).
+# requirements.txt names what we use (filters: datatrove+spacy; dedup: also orjson and psutil); constraints.txt pins every package (a `pip freeze` of a working venv).
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-python="${PYTHON:-python3}"
-test -x "$here/venv/bin/python" || "$python" -m venv "$here/venv"
-"$here/venv/bin/python" -m pip install -q --upgrade pip
-"$here/venv/bin/python" -m pip install -q "datatrove[processing]==0.10.1" "spacy==3.8.18" "orjson==3.13.0" "psutil==7.2.2"
-"$here/venv/bin/python" -c "import datatrove, spacy; print('datatrove', datatrove.__version__ if hasattr(datatrove, '__version__') else 'ok')"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x "$HERE/venv/bin/python" ]; then
+  "$PYTHON" -m venv "$HERE/venv"
+fi
+"$HERE/venv/bin/pip" install --quiet --upgrade pip==25.3
+"$HERE/venv/bin/pip" install --quiet -r "$HERE/requirements.txt" -c "$HERE/constraints.txt"
+"$HERE/venv/bin/python" -c "from importlib.metadata import version; print('datatrove', version('datatrove'), 'spacy', version('spacy'))"
