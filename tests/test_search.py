@@ -138,8 +138,9 @@ def test_resume_after_kill_9_loses_no_trial_and_counts_none_twice(shared_data: P
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # wait for one finished trial and the next one running
         states = _states(folder / "study.db") if (folder / "study.db").exists() else []
-        if states.count("COMPLETE") >= 1 and states[-1:] == ["RUNNING"]:
-            break
+        running = folder / "trials" / f"{len(states) - 1:04d}" / "run"
+        if states.count("COMPLETE") >= 1 and states[-1:] == ["RUNNING"] and running.exists():
+            break  # well inside the trial: its MLflow run and pipeline have started
         assert proc.poll() is None, proc.stderr.read().decode()
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
