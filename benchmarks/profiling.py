@@ -2,7 +2,7 @@
 the sample size (a sample holds only part of each duplicate cluster, so smaller samples see fewer
 duplicates). Writes one JSON file.
 
-    python benchmarks/profile.py --data ../shared/data --json profile.json
+    python benchmarks/profiling.py --data ../shared/data --json profile.json
 """
 
 from __future__ import annotations
