@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -73,6 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     tokens = parse_tokens(args.tokens)
     out: dict = {"tokens": tokens, "threads": args.threads, "torch": torch.__version__}
+    out["load_avg_start"] = round(os.getloadavg()[0], 2)  # other work on the machine skews every figure
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         start = time.perf_counter()
@@ -82,6 +84,7 @@ def main() -> None:
         for preset in args.presets.split(","):
             out[preset] = bench_preset(run_dir, preset, tokens, args.threads, (0, 1, 2))
             print(preset, json.dumps(out[preset]), flush=True)
+    out["load_avg_end"] = round(os.getloadavg()[0], 2)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
