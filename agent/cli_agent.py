@@ -39,11 +39,24 @@ def plan(
         None, "--api-base", help="base URL of an OpenAI-compatible server (e.g. a local vLLM)"
     ),
     ray_address: str | None = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS"),
+    trials: int | None = typer.Option(None, "--trials", help="search trials (overrides the goal text)"),
+    preset: str | None = typer.Option(None, "--preset", help="proxy preset: nano, micro, mini, small"),
+    proxy_tokens: int | None = typer.Option(None, "--proxy-tokens", help="training tokens per trial"),
+    rounds: int | None = typer.Option(None, "--rounds", help="reflect rounds after the first search"),
 ) -> None:
     """Understand the goal, profile the data, propose a recipe and search space; search after review."""
     from agent.planner import planner_config
 
-    start_run(goal, parse_sources(data), planner_config(model, api_base), auto_approve=yes, ray_address=ray_address)
+    given = {"trials": trials, "preset": preset, "proxy_tokens": proxy_tokens, "max_rounds": rounds}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    start_run(
+        goal,
+        parse_sources(data),
+        planner_config(model, api_base),
+        auto_approve=yes,
+        ray_address=ray_address,
+        goal_overrides=overrides,
+    )
 
 
 def start_run(

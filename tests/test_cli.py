@@ -109,3 +109,10 @@ def test_shared_data_absent_skips_or_fails_under_ci(tmp_path: Path, require: str
     )
     assert outcome in res.stdout and res.returncode == code, res.stdout
     assert "shared data not found" in res.stdout
+
+
+def test_readme_operator_table_is_the_generated_one() -> None:
+    res = dataplan("ops", "list", "--markdown")
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("<!-- ops-table:start -->\n", 1)[1].split("\n<!-- ops-table:end -->", 1)[0]
+    assert table == res.stdout.strip(), "README.md is stale: paste `dataplan ops list --markdown` between the markers"
