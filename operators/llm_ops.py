@@ -45,7 +45,7 @@ class LLMParams(OperatorParams):
     prompt: str
     prompt_sha256: str | None = Field(None, description="filled in from the prompt file; a mismatch is an error")
     max_chars: int = Field(2000, gt=0, description="documents are cut to their first max_chars characters")
-    generation: GenParams = Field(default_factory=GenParams)
+    generation: GenParams = GenParams()
 
     @model_validator(mode="after")
     def _pin_prompt(self):
@@ -87,7 +87,7 @@ class LlmQualityScore(Filter):
 
     class Params(LLMParams):
         prompt: str = "quality_score_v1"
-        generation: GenParams = Field(default_factory=lambda: GenParams(max_new_tokens=4))
+        generation: GenParams = GenParams(max_new_tokens=4)
         threshold: int = Field(3, ge=0, le=5, description="FineWeb-Edu keeps int score >= 3")
 
     def annotate(self, batch: Batch) -> Batch:
@@ -128,7 +128,7 @@ class LlmRephrase(Mapper):
         fraction: float = Field(
             0.5, ge=0, le=1, description="share of documents rewritten (Maini et al.: 1:1 real:synthetic)"
         )
-        generation: GenParams = Field(default_factory=lambda: GenParams(max_new_tokens=512))
+        generation: GenParams = GenParams(max_new_tokens=512)
 
         @model_validator(mode="before")
         @classmethod
@@ -179,7 +179,7 @@ class LlmPiiRedact(Mapper):
 
     class Params(LLMParams):
         prompt: str = "pii_redact_v1"
-        generation: GenParams = Field(default_factory=lambda: GenParams(max_new_tokens=1024))
+        generation: GenParams = GenParams(max_new_tokens=1024)
 
     def map(self, batch: Batch) -> Batch:
         p = self.params
