@@ -9,7 +9,7 @@ log-probability of each continuation given its prompt). Three implementations:
 - ``litellm``: any provider or OpenAI-compatible server (``openai/<name>`` or ``hosted_vllm/<name>``
   with ``api_base``), a bounded thread pool, retries with exponential backoff on HTTP 429 and 5xx,
   and a response cache on disk (``<workspace>/llm_cache``) keyed by sha256 of (model, prompt,
-  params), so a re-run makes no request.
+  params), so a re-run makes no request. Log-probabilities use the completions API (``echo``).
 - ``vllm``: vLLM's offline ``LLM.generate`` on a GPU; needs the ``gpu`` extra.
 
 Loaded models are kept per process (a Ray worker loads a model once, not once per batch).
@@ -150,53 +150,55 @@ def _prompt_seed(seed: int, prompt: str) -> int:
 
 
 class LitellmBackend:
-    """Chat completions through litellm, cached on disk, retried, with bounded concurrency."""
+    """litellm requests, cached on disk, retried, with bounded concurrency. ``generate`` sends chat
+    completions; ``logprobs`` sends a text completion of prompt + continuation with ``echo`` and
+    ``logprobs`` (the OpenAI completions API, which ``vllm serve`` implements) and sums the
+    log-probabilities of the tokens that start inside the continuation."""
 
     def __init__(self, config: LLMConfig, cache_dir: Path | None = None) -> None:
         self.config = config
         self.cache_dir = cache_dir or workspace() / "llm_cache"
 
-    def cache_key(self, prompt: str, params: GenParams) -> str:
-        blob = json.dumps({"model": self.config.model, "prompt": prompt, "params": params.model_dump()}, sort_keys=True)
+    def cache_key(self, request: dict) -> str:
+        blob = json.dumps({"model": self.config.model, **request}, sort_keys=True)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def generate(self, prompts: list[str], params: GenParams) -> list[str]:
-        with ThreadPoolExecutor(max_workers=self.config.max_concurrency) as pool:
-            return list(pool.map(lambda p: self._cached(p, params), prompts))
+        return self._map(lambda prompt: self._cached({"prompt": prompt, "params": params.model_dump()}), prompts)
 
-    def _cached(self, prompt: str, params: GenParams) -> str:
-        key = self.cache_key(prompt, params)
+    def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:
+        pairs = list(zip(prompts, continuations, strict=True))
+        return self._map(lambda pair: self._cached({"prompt": pair[0], "continuation": pair[1]}), pairs)
+
+    def _map(self, fn, items: list) -> list:
+        with ThreadPoolExecutor(max_workers=self.config.max_concurrency) as pool:
+            return list(pool.map(fn, items))
+
+    def _cached(self, request: dict):
+        key = self.cache_key(request)
         path = self.cache_dir / key[:2] / f"{key}.json"
         if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))["text"]
-        text = self._complete(prompt, params)
+            return json.loads(path.read_text(encoding="utf-8"))["answer"]
+        answer = self._request(request)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"model": self.config.model, "prompt": prompt, "text": text}), encoding="utf-8")
+        tmp.write_text(json.dumps({"model": self.config.model, **request, "answer": answer}), encoding="utf-8")
         tmp.replace(path)  # atomic: a concurrent reader sees the whole answer or none
-        return text
+        return answer
 
-    def _complete(self, prompt: str, params: GenParams) -> str:
+    def _request(self, request: dict) -> str | float:
         litellm = _litellm()
         c = self.config
-        kwargs = {
-            "model": c.model,
-            "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": params.max_new_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "seed": params.seed,
-            "timeout": c.timeout_s,
-            "max_retries": 0,  # the retries below are ours, so that every attempt is counted and backed off
-            "drop_params": True,
-        }
+        kwargs = {"model": c.model, "timeout": c.timeout_s, "drop_params": True}
+        kwargs["max_retries"] = 0  # the retries below are ours, so that every attempt is counted and backed off
+        kwargs["api_key"] = os.environ.get(c.api_key_env, "") if c.api_key_env else "none"
         if c.api_base:
             kwargs["api_base"] = c.api_base
-        kwargs["api_key"] = os.environ.get(c.api_key_env, "") if c.api_key_env else "none"
         for attempt in range(c.max_retries + 1):
             try:
-                response = litellm.completion(**kwargs)
-                return response.choices[0].message.content or ""
+                if "continuation" in request:
+                    return _continuation_logprob(litellm, kwargs, request["prompt"], request["continuation"])
+                return _chat(litellm, kwargs, request["prompt"], GenParams(**request["params"]))
             except Exception as err:  # litellm maps provider failures to its own exception types
                 status = getattr(err, "status_code", None)
                 if status not in RETRY_STATUS or attempt == c.max_retries:
@@ -204,11 +206,26 @@ class LitellmBackend:
                 time.sleep(c.backoff_s * 2**attempt)
         raise AssertionError("unreachable")
 
-    def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:
-        raise NotImplementedError(
-            "litellm backend: chat completions do not score given continuations; "
-            "use the transformers or vllm backend for log-probabilities"
-        )
+
+def _chat(litellm, kwargs: dict, prompt: str, params: GenParams) -> str:
+    response = litellm.completion(
+        **kwargs,
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=params.max_new_tokens,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        seed=params.seed,
+    )
+    return response.choices[0].message.content or ""
+
+
+def _continuation_logprob(litellm, kwargs: dict, prompt: str, continuation: str) -> float:
+    text = prompt + continuation
+    response = litellm.text_completion(**kwargs, prompt=text, echo=True, logprobs=1, max_tokens=1, temperature=0.0)
+    scored = response.choices[0].logprobs
+    scored = scored if isinstance(scored, dict) else scored.model_dump()
+    pairs = zip(scored["text_offset"], scored["token_logprobs"], strict=True)
+    return float(sum(lp for offset, lp in pairs if len(prompt) <= offset < len(text) and lp is not None))
 
 
 @functools.cache

@@ -73,12 +73,11 @@ class ChatServer:
                     server.in_flight += 1
                     server.peak = max(server.peak, server.in_flight)
                 try:
-                    if self.path != "/v1/chat/completions":
-                        status = 404
+                    answer = {"/v1/chat/completions": server.answer, "/v1/completions": server.echo}.get(self.path)
+                    status = 404 if answer is None else status
                     server.delay.wait(server.delay_s)  # hold the request so concurrent ones overlap
-                    payload = (
-                        server.answer(body) if status == 200 else {"error": {"message": "injected", "code": status}}
-                    )
+                    error = {"error": {"message": f"HTTP {status} for {self.path}", "code": status}}
+                    payload = answer(body) if status == 200 else error
                 finally:
                     with server.lock:
                         server.in_flight -= 1
@@ -106,6 +105,35 @@ class ChatServer:
         return {
             "id": "c",
             "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [choice],
+            "usage": usage,
+        }
+
+    def echo(self, body: dict) -> dict:
+        """A completions answer with ``echo``: every prompt token's log-probability and offset."""
+        import torch
+
+        prompt = body["prompt"] if isinstance(body["prompt"], str) else body["prompt"][0]
+        tokenizer, model = self.backend.tokenizer, self.backend.model
+        enc = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
+        ids = torch.tensor([enc.input_ids])
+        with self.model_lock, torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+        token_logprobs = [None] + [float(logp[i, ids[0, i + 1]]) for i in range(ids.shape[1] - 1)]
+        tokens = [prompt[start:end] for start, end in enc.offset_mapping]
+        scored = {
+            "tokens": tokens,
+            "token_logprobs": token_logprobs,
+            "top_logprobs": [None if lp is None else {t: lp} for t, lp in zip(tokens, token_logprobs, strict=True)],
+            "text_offset": [start for start, _ in enc.offset_mapping],
+        }
+        choice = {"index": 0, "text": prompt, "logprobs": scored, "finish_reason": "length"}
+        usage = {"prompt_tokens": len(tokens), "completion_tokens": 0, "total_tokens": len(tokens)}
+        return {
+            "id": "t",
+            "object": "text_completion",
             "created": 0,
             "model": body["model"],
             "choices": [choice],
@@ -302,11 +330,18 @@ def test_litellm_backend_retries_concurrency_and_cache(tmp_path: Path, tiny_mode
         assert LitellmBackend(config, cache_dir=tmp_path / "cache").generate(prompts, params) == answers
         assert server.requests == 8
         # retries are bounded: a third failure with max_retries=1 is an error naming the model
-        server.fail_first = [503, 500, 500]
+        server.fail_first = [503, 500]
         bounded = config.model_copy(update={"max_retries": 1})
         with pytest.raises(RuntimeError, match="openai/tiny: request failed after 2 attempts"):
             LitellmBackend(bounded, cache_dir=tmp_path / "cache").generate(["uncached prompt"], params)
         assert server.requests == 10
+        # log-probabilities of given continuations through the completions API (echo), cached too
+        conts = [" the", " of", "\x07\x07"]
+        scored = LitellmBackend(config, cache_dir=tmp_path / "cache").logprobs(prompts[:3], conts)
+        assert np.allclose(scored, TransformersBackend(tiny_model).logprobs(prompts[:3], conts), atol=1e-4)
+        assert server.requests == 13
+        assert LitellmBackend(config, cache_dir=tmp_path / "cache").logprobs(prompts[:3], conts) == scored
+        assert server.requests == 13
     finally:
         server.close()
 
