@@ -187,18 +187,17 @@ def _cap_synthetic(
     pools: dict[str, SourcePool], names: list[str], copies: list[np.ndarray], cap: float, seed: int
 ) -> None:
     """Remove copies of synthetic documents (seeded random order) until they hold <= ``cap`` tokens."""
-    units = [
-        (s, d)
-        for s, name in enumerate(names)
-        for d in np.flatnonzero(pools[name].synthetic)
-        for _ in range(copies[s][d])
-    ]
-    if not units:
-        return
-    units_arr = np.array(units, dtype=np.int64)[np.random.default_rng([seed, 0x5717]).permutation(len(units))]
-    tokens = np.array([pools[names[s]].n_tokens[d] for s, d in units_arr])
+    source_of, doc_of = [], []
+    for s, name in enumerate(names):
+        docs = np.flatnonzero(pools[name].synthetic)
+        doc_of.append(np.repeat(docs, copies[s][docs]))  # one entry per copy in the stream
+        source_of.append(np.full(len(doc_of[-1]), s))
+    sources, docs = np.concatenate(source_of), np.concatenate(doc_of)
+    shuffled = np.random.default_rng([seed, 0x5717]).permutation(len(docs))
+    sources, docs = sources[shuffled], docs[shuffled]
+    tokens = np.array([pools[names[s]].n_tokens[d] for s, d in zip(sources, docs, strict=True)], dtype=np.int64)
     kept = int(np.searchsorted(np.cumsum(tokens), cap, side="right"))
-    for s, d in units_arr[kept:]:
+    for s, d in zip(sources[kept:], docs[kept:], strict=True):
         copies[s][d] -= 1
 
 

@@ -3,6 +3,7 @@ backend and through litellm against a real OpenAI-compatible server on 127.0.0.1
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -281,7 +282,7 @@ def test_llm_quality_score_through_litellm_server(
 
 
 @pytest.mark.skipif(
-    __import__("importlib").util.find_spec("vllm") is None,
+    importlib.util.find_spec("vllm") is None,
     reason="vllm is not installed (it is the `gpu` extra: pip install -e '.[gpu]' on a CUDA machine)",
 )
 def test_vllm_backend_matches_transformers_greedy(tiny_model: str) -> None:
