@@ -6,6 +6,8 @@ log-probability of each continuation given its prompt). Three implementations:
 - ``transformers``: a Hugging Face model folder on local disk (never a hub id), CPU or the GPU when
   present. Each prompt is decoded on its own, seeded by (seed, prompt), so an answer never depends
   on which batch the prompt landed in. Prompts longer than the model's context keep their end.
+  ``generate`` wraps a prompt in the model's chat template when it has one (``logprobs`` scores raw
+  text).
 - ``litellm``: any provider or OpenAI-compatible server (``openai/<name>`` or ``hosted_vllm/<name>``
   with ``api_base``), a bounded thread pool, retries with exponential backoff on HTTP 429 and 5xx,
   and a response cache on disk (``<workspace>/llm_cache``) keyed by sha256 of (model, prompt,
@@ -111,7 +113,7 @@ class TransformersBackend:
 
         out = []
         for prompt in prompts:
-            ids = self._ids(prompt, self.context - params.max_new_tokens)[None].to(self.device)
+            ids = self._ids(as_chat(self.tokenizer, prompt), self.context - params.max_new_tokens)[None].to(self.device)
             torch.manual_seed(_prompt_seed(params.seed, prompt))
             sample = params.temperature > 0
             with torch.no_grad():
@@ -143,6 +145,16 @@ class TransformersBackend:
             token_logp = logp.gather(1, targets[:, None])[:, 0]
             out.append(float(token_logp[-len(cont_ids) :].sum()) if len(cont_ids) else 0.0)
         return out
+
+
+def as_chat(tokenizer, prompt: str) -> str:
+    """``prompt`` as one user turn in the model's chat template (an instruction-tuned model answers
+    it as a chat, as it would through the litellm backend); unchanged for a model without one."""
+    if not getattr(tokenizer, "chat_template", None):
+        return prompt
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def _prompt_seed(seed: int, prompt: str) -> int:
@@ -254,7 +266,8 @@ class VllmBackend:
         sampling = self.vllm.SamplingParams(
             max_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p, seed=params.seed
         )
-        return [o.outputs[0].text for o in self.llm.generate(prompts, sampling, use_tqdm=False)]
+        chats = [as_chat(self.llm.get_tokenizer(), p) for p in prompts]
+        return [o.outputs[0].text for o in self.llm.generate(chats, sampling, use_tqdm=False)]
 
     def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:
         tokenizer = self.llm.get_tokenizer()

@@ -16,7 +16,7 @@ from evaluators.packing import pack
 from evaluators.sampler import SourcePool, load_pools, sample_mixture
 from evaluators.trainer import save_model, train
 from operators.ledger import read_ledger
-from operators.llm_backends import GenParams, LitellmBackend, LLMConfig, TransformersBackend, get_backend
+from operators.llm_backends import GenParams, LitellmBackend, LLMConfig, TransformersBackend, as_chat, get_backend
 from operators.llm_ops import LlmQualityScore, chosen, parse_score, plausible_redaction, prompt_sha256
 from operators.manifest import run_recipe
 from operators.output import read_output
@@ -103,6 +103,13 @@ def test_transformers_backend_seeded_and_scores(tiny_model: str) -> None:
     assert likely > unlikely and likely < 0
     with pytest.raises(ValueError, match="not a local Hugging Face model folder"):
         TransformersBackend("gpt2")
+    # an instruction-tuned model's chat template wraps the prompt; the proxy has none
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    assert as_chat(tokenizer, "Rate this.") == "Rate this."
+    tokenizer.chat_template = "{% for m in messages %}<user>{{ m['content'] }}</user>{% endfor %}<bot>"
+    assert as_chat(tokenizer, "Rate this.") == "<user>Rate this.</user><bot>"
 
 
 def test_llm_operators_end_to_end_transformers(tmp_path: Path, shared_data: Path, tiny_model: str, ray_started) -> None:
