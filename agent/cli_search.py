@@ -75,7 +75,7 @@ def search(
         with ray_session(ray_address), _trial_progress(s.config.n_trials, s.counts()["finished"]) as on_trial:
             counts = s.run(budget, on_trial=on_trial)
             final = None
-            if finalize and counts["complete"] >= 3:
+            if finalize and counts["complete"] >= 1:
                 from experiments.finalize import finalize as do_finalize
 
                 console.print("finalizing: surrogate, confirmation runs, report")
@@ -95,7 +95,7 @@ def search(
     if final:
         _show_final(final)
     elif finalize:
-        console.print("[yellow]fewer than 3 completed trials: no surrogate fit[/]")
+        console.print("[yellow]no completed trial: nothing to finalize[/]")
 
 
 def finalize_cmd(

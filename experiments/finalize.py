@@ -28,7 +28,11 @@ def finalize(
     Returns (and writes to ``DIR/final.json``) the prediction, the confirm result and the paths."""
     search = Search(folder)
     study = search.study()
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise ValueError(
+            f"no completed trial in {search.folder}; see `dataplan search --resume` and the trials' errors"
+        )
     prediction = predict_optimum(
         search.space, [(dict(t.params), t.values[0]) for t in complete], seed=search.config.seed
     )

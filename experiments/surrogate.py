@@ -10,6 +10,7 @@ the fit (the spread of the refitted models' predictions at the chosen point).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -111,9 +112,22 @@ def predict_optimum(
     model: str | None = None,
     seed: int = 0,
 ) -> Prediction:
-    """Fit on (values, objective) pairs and return the candidate with the lowest predicted objective."""
+    """Fit on (values, objective) pairs and return the candidate with the lowest predicted objective.
+
+    With fewer than 3 trials no model is fitted: the best observed trial is returned as such
+    (``model == "best_observed"``, uncertainty NaN)."""
     if len(trials) < 3:
-        raise ValueError(f"the surrogate needs at least 3 finished trials, got {len(trials)}")
+        values, best = min(trials, key=lambda t: t[1])
+        return Prediction(
+            values=values,
+            predicted=best,
+            uncertainty=float("nan"),
+            model="best_observed",
+            n_trials=len(trials),
+            n_candidates=0,
+            best_observed=best,
+        )
+    warnings.filterwarnings("ignore", module="sklearn.gaussian_process")  # bound warnings on tiny data
     kind = model or ("gp" if len(trials) < 30 else "gbm")
     X = np.stack([encode(space, v) for v, _ in trials])
     y = np.asarray([o for _, o in trials], dtype=float)

@@ -1,10 +1,18 @@
 """Runs a recipe on Ray Data: read -> steps -> per-source Parquet output, ledger and manifest.
 
-Each step runs as one or two cached *stages* (a filter is ``annotate`` then ``decide``; a mapper is
-``map``; a global operator is ``annotate`` then ``apply``). A stage reads its parent's Parquet,
-applies a batched function and writes Parquet into the stage cache (see ``stage_cache``). Rows a
+Each step runs as cached *stages* on two chains ("annotate once, decide cheaply"):
+
+- the *content* chain computes what does not depend on which documents survive: mappers' rewritten
+  text and every ``annotate`` stage (signals, signatures), over **all** documents still readable;
+  its keys chain only content-changing work, so moving any threshold upstream never invalidates it;
+- the *decision* chain applies ``decide`` (filters), ``apply`` (global operators) and mappers that
+  follow a decision to the surviving documents, joining each step's signals from its annotate stage
+  by (source, id).
+
+Before the first decision the two chains are one. A stage reads its parent's Parquet, applies a
+batched function and writes Parquet into the stage cache (see ``stage_cache``). Rows a decision
 stage drops stay in its output with a ``_reason`` and are filtered out by the next stage, so the
-ledger can be assembled from the stage folders afterwards.
+ledger is assembled from the decision chain's folders afterwards.
 """
 
 from __future__ import annotations
@@ -20,13 +28,13 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import BaseModel
 
-from operators.base import Filter, GlobalOperator, Operator, StepContext, get_operator
+from operators.base import GlobalOperator, Operator, StepContext, get_operator
 from operators.digest import combine
 from operators.ledger import LedgerError, write_ledger
 from operators.output import write_outputs
 from operators.recipe import Recipe
 from operators.stage_cache import StageCache, StageStats, code_version, parquet_parts, stage_dataset, stage_key
-from operators.stages import kept_rows, read_files, stats_batch, step_batch, to_arrow
+from operators.stages import read_files, stats_batch, step_batch, to_arrow
 
 
 class StepReport(BaseModel):
@@ -42,6 +50,8 @@ class StepReport(BaseModel):
     seconds: float
     cached: bool
     output_sha256: str
+    chain: str = "decision"
+    """"content": computed over every readable document, whatever earlier decisions kept."""
 
 
 @dataclass
@@ -50,7 +60,13 @@ class Stage:
     name: str
     stage: str
     key: str
-    build: Callable  # parent Dataset -> Dataset
+    build: Callable  # (parent Dataset, join folder or None) -> Dataset
+    parent: str | None = None
+    """Key of the stage whose output this one reads (None for reading)."""
+    join: str | None = None
+    """Key of the annotate stage whose signal columns are joined in by (source, id)."""
+    chain: str = "decision"
+    """"content" stages never drop documents a decision kept: they are not part of the ledger."""
 
 
 ProgressFn = Callable[[str, StepReport | None], None]
@@ -84,18 +100,21 @@ class Executor:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         reports: list[StepReport] = []
-        stage_dirs: list[tuple[StepReport, Path]] = []
-        parent: Path | None = None
+        decisions: list[tuple[StepReport, Path]] = []
+        dirs: dict[str, Path] = {}
+        last = None
         for stage in self.plan():
             self.progress(f"{stage.name} ({stage.stage})", None)
-            report, parent = self._run_stage(stage, parent)
+            report, dirs[stage.key] = self._run_stage(stage, dirs.get(stage.parent), dirs.get(stage.join))
             reports.append(report)
-            stage_dirs.append((report, parent))
+            if stage.chain == "decision":
+                decisions.append((report, dirs[stage.key]))
+                last = dirs[stage.key]
             self.progress(f"{stage.name} ({stage.stage})", report)
-        assert parent is not None
-        counts = write_ledger(stage_dirs, out / "ledger.parquet")
-        write_outputs(parent, out / "data", sorted(self.files))
-        return reports, counts, parent
+        assert last is not None
+        counts = write_ledger(decisions, out / "ledger.parquet")
+        write_outputs(last, out / "data", sorted(self.files))
+        return reports, counts, last
 
     # ---- planning ----------------------------------------------------------------------------
 
@@ -114,31 +133,68 @@ class Executor:
             inputs={s: [(os.path.basename(f), hashes[f]) for f in fs] for s, fs in self.files.items()},
             readers={s["format"]: code_version(get_operator(s["format"])) for s in canon["sources"]},
         )
-        stages = [Stage(-1, "read", "read", read_key, lambda _parent: self._read_dataset())]
-        parent_key = read_key
-        for i, step in enumerate(self.recipe.steps):
-            if not step.enabled:
-                continue
+        stages = [Stage(-1, "read", "read", read_key, lambda _parent, _join: self._read_dataset())]
+        content = decision = read_key
+        enabled = [(i, s) for i, s in enumerate(self.recipe.steps) if s.enabled]
+        for pos, (i, step) in enumerate(enabled):
             op = self.recipe.operator(i)
-            for stage_name, params in _stage_parts(op):
-                key = stage_key(
-                    parent_key,
-                    op=step.op,
-                    stage=stage_name,
-                    code=code_version(type(op)),
-                    params=params,
-                    sources=step.sources,
-                    seed=self.recipe.seed if isinstance(op, GlobalOperator) else None,
+            full = op.params.model_dump(mode="json")
+            key = functools.partial(_step_key, step=step, op=op, seed=self.recipe.seed)
+
+            if op.kind == "mapper":
+                shared = content == decision
+                needed_later = any(self.recipe.operator(j).kind != "mapper" for j, _ in enabled[pos + 1 :])
+                if shared or needed_later:
+                    ck = key(content, "map", full)
+                    stages.append(
+                        Stage(
+                            i,
+                            step.op,
+                            "map",
+                            ck,
+                            self._builder(op, "map", step.sources, i),
+                            content,
+                            None,
+                            "decision" if shared else "content",
+                        )
+                    )
+                    content = ck
+                    if shared:
+                        decision = ck
+                        continue
+                dk = key(decision, "map", full)
+                stages.append(Stage(i, step.op, "map", dk, self._builder(op, "map", step.sources, i), decision))
+                decision = dk
+                continue
+            ak = key(content, "annotate", op.annotate_key() if op.kind != "annotator" else full)  # signals only
+            stages.append(
+                Stage(
+                    i,
+                    step.op,
+                    "annotate",
+                    ak,
+                    self._builder(op, "annotate", step.sources, i),
+                    content,
+                    None,
+                    "content",
                 )
-                stages.append(Stage(i, step.op, stage_name, key, self._builder(op, stage_name, step.sources, i)))
-                parent_key = key
+            )
+            content = ak
+            mode = {"filter": "decide", "global": "apply"}.get(op.kind, "join")
+            dk = key(decision, mode, full, signals=ak)
+            stages.append(Stage(i, step.op, mode, dk, self._builder(op, mode, step.sources, i), decision, ak))
+            decision = dk
         return stages
 
     def _builder(self, op: Operator, stage: str, sources: list[str] | None, index: int) -> Callable:
         if stage == "apply":
             return functools.partial(self._apply_global, op, sources, index)
-        fn = functools.partial(step_batch, op=op, mode=stage, sources=sources)
-        return lambda parent: parent.map_batches(fn, batch_format="numpy", zero_copy_batch=False)
+
+        def build(parent, join: Path | None):
+            fn = functools.partial(step_batch, op=op, mode=stage, sources=sources, join=str(join) if join else None)
+            return parent.map_batches(fn, batch_format="numpy", zero_copy_batch=False)
+
+        return build
 
     def _read_dataset(self):
         import ray.data
@@ -159,8 +215,9 @@ class Executor:
         ds = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
         return ds.repartition(self.num_blocks)
 
-    def _apply_global(self, op: GlobalOperator, sources: list[str] | None, index: int, parent):
-        live = parent.map_batches(_live_arrow, batch_format="numpy", zero_copy_batch=False)
+    def _apply_global(self, op: GlobalOperator, sources: list[str] | None, index: int, parent, join: Path | None):
+        live_fn = functools.partial(step_batch, op=op, mode="join", sources=sources, join=str(join) if join else None)
+        live = parent.map_batches(live_fn, batch_format="numpy", zero_copy_batch=False)
         ctx = StepContext(
             seed=self.recipe.seed,
             num_blocks=self.num_blocks,
@@ -184,7 +241,7 @@ class Executor:
 
     # ---- execution ---------------------------------------------------------------------------
 
-    def _run_stage(self, stage: Stage, parent: Path | None) -> tuple[StepReport, Path]:
+    def _run_stage(self, stage: Stage, parent: Path | None, join: Path | None) -> tuple[StepReport, Path]:
         import ray.data
 
         hit = self.cache.lookup(stage.key)
@@ -193,27 +250,25 @@ class Executor:
         start = time.perf_counter()
         tmp = self.cache.scratch()
         parent_ds = None if parent is None else ray.data.read_parquet(parquet_parts(parent))
-        stage.build(parent_ds).write_parquet(str(tmp))
+        stage.build(parent_ds, join).write_parquet(str(tmp))
         stats = _stage_stats(tmp)
         stats.seconds = round(time.perf_counter() - start, 3)
         path = self.cache.commit(stage.key, tmp, stats)
         return _report(stage, stats, cached=False), path
 
 
-def _stage_parts(op: Operator) -> list[tuple[str, dict]]:
-    """The stages of one step and the params each depends on."""
-    full = op.params.model_dump(mode="json")
-    if isinstance(op, Filter):
-        return [("annotate", op.annotate_key()), ("decide", full)]
-    if isinstance(op, GlobalOperator):
-        return [("annotate", op.annotate_key()), ("apply", full)]
-    if op.kind == "annotator":
-        return [("annotate", full)]
-    return [("map", full)]
-
-
-def _live_arrow(batch) -> pa.Table:
-    return to_arrow(kept_rows(batch))
+def _step_key(parent: str, stage: str, params: dict, *, step, op: Operator, seed: int, **extra) -> str:
+    """A stage's cache key: its parent's key, the operator, its code version and the params it uses."""
+    return stage_key(
+        parent,
+        op=step.op,
+        stage=stage,
+        code=code_version(type(op)),
+        params=params,
+        sources=step.sources,
+        seed=seed if isinstance(op, GlobalOperator) else None,
+        **extra,
+    )
 
 
 def _by_source(batch, sources: list[str], inside: bool) -> pa.Table:
@@ -263,6 +318,7 @@ def _report(stage: Stage, stats: StageStats, cached: bool) -> StepReport:
         seconds=stats.seconds,
         cached=cached,
         output_sha256=stats.kept_sha256,
+        chain=stage.chain,
     )
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from operators.base import KEEP, SIGNAL_FILL, Operator
 from operators.digest import doc_digests
+from operators.stage_cache import stage_dataset
 
 LEDGER_COLUMNS = ("_reason", "_detail")
 READ_SCHEMA = pa.schema([(c, pa.string()) for c in ("id", "text", "source", "url", "meta", "_reason", "_detail")])
@@ -39,10 +43,17 @@ def kept_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {**batch, "_reason": np.full(n, KEEP, dtype=object), "_detail": np.full(n, "", dtype=object)}
 
 
-def step_batch(batch: dict[str, np.ndarray], op: Operator, mode: str, sources: list[str] | None) -> pa.Table:
-    """Apply one operator stage (``map``, ``annotate`` or ``decide``) to the live rows of a batch;
-    rows outside ``sources`` pass through, their new signal columns set to the fill value."""
+def step_batch(
+    batch: dict[str, np.ndarray], op: Operator, mode: str, sources: list[str] | None, join: str | None = None
+) -> pa.Table:
+    """Apply one operator stage (``map``, ``annotate``, ``decide`` or ``join``) to the live rows of a
+    batch, after joining in the signal columns of the annotate stage in ``join``; rows outside
+    ``sources`` pass through, their new signal columns set to the fill value."""
     batch = kept_rows(batch)
+    if join:
+        batch = attach_signals(batch, join)
+    if mode == "join":
+        return to_arrow(batch)
     n = len(batch["id"])
     mask = np.ones(n, dtype=bool) if sources is None else np.isin(batch["source"].astype(str), sources)
     sub = batch if sources is None else {k: v[mask] for k, v in batch.items()}
@@ -56,6 +67,29 @@ def step_batch(batch: dict[str, np.ndarray], op: Operator, mode: str, sources: l
     for col, values in updates.items():
         out[col] = _scatter(batch.get(col), np.asarray(values), mask, n, op.signals.get(col))
     return to_arrow(out)
+
+
+BASE_COLUMNS = frozenset(("id", "text", "source", "url", "meta", "_reason", "_detail"))
+
+
+@functools.lru_cache(maxsize=8)
+def _signal_table(folder: str) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+    """(source, id) -> row, and the signal columns, of an annotate stage (loaded once per process)."""
+    table = stage_dataset(Path(folder)).to_table(filter=pc.field("_reason") == "")
+    keys = pc.binary_join_element_wise(table.column("source"), table.column("id"), "\x1f").to_pylist()
+    columns = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names if c not in BASE_COLUMNS}
+    return {k: i for i, k in enumerate(keys)}, columns
+
+
+def attach_signals(batch: dict[str, np.ndarray], folder: str) -> dict[str, np.ndarray]:
+    """The batch with the annotate stage's signal columns for its rows (joined on source and id)."""
+    index, columns = _signal_table(folder)
+    rows = np.fromiter(
+        (index[f"{s}\x1f{i}"] for s, i in zip(batch["source"], batch["id"], strict=True)),
+        dtype=np.int64,
+        count=len(batch["id"]),
+    )
+    return {**batch, **{c: values[rows] for c, values in columns.items()}}
 
 
 def _scatter(old: np.ndarray | None, values: np.ndarray, mask: np.ndarray, n: int, dtype: str | None) -> np.ndarray:

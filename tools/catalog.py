@@ -128,7 +128,6 @@ class TrainProxy(_In):
 )
 def train_proxy(a: TrainProxy) -> dict[str, Any]:
     from evaluators.proxy import Target, evaluate_recipe_output
-
     from operators.manifest import load_manifest
     from operators.recipe import recipe_from_yaml
 
