@@ -14,7 +14,10 @@ same amount of text for every recipe.
    again capped at ``max_epochs`` copies per document and water-filled. Whole copies are taken
    as they are; the fractional remainder is filled by weighted sampling without replacement
    (Efraimidis-Spirakis keys) until the source's share is met. Weight 0 never samples a document.
-3. The copies of all sources are shuffled into one order.
+3. Synthetic share guard. With ``max_synthetic_share``, copies of documents whose meta says
+   ``synthetic: true`` (e.g. ``llm_rephrase`` output) are removed in a seeded random order until
+   they hold at most that share of the budget; the stream gets shorter, it is not refilled.
+4. The copies of all sources are shuffled into one order.
 
 Everything is seeded: the same pool, mixture, budget and seed give the same stream; each source
 draws from its own generator, so adding a source leaves the other sources' selections unchanged.
@@ -22,6 +25,7 @@ draws from its own generator, so adding a source leaves the other sources' selec
 
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +45,13 @@ class SourcePool:
     ids: np.ndarray
     texts: np.ndarray
     weights: np.ndarray
+    synthetic: np.ndarray | None = None
+    """Per document: meta says ``synthetic: true`` (None = no document is)."""
     n_tokens: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.synthetic is None:
+            self.synthetic = np.zeros(len(self.ids), dtype=bool)
         self.n_tokens = np.fromiter((len(t.encode("utf-8")) + 1 for t in self.texts), np.int64, len(self.texts))
 
     @property
@@ -78,8 +86,14 @@ def load_pools(
         else:
             weights = np.ones(len(ids))
         texts = table.column("text").to_numpy(zero_copy_only=False)
-        pools[name] = SourcePool(name, ids[keep], texts[keep], weights[keep])
+        synthetic = np.array([is_synthetic(m) for m in table.column("meta").to_pylist()], dtype=bool)
+        pools[name] = SourcePool(name, ids[keep], texts[keep], weights[keep], synthetic[keep])
     return pools
+
+
+def is_synthetic(meta: str | None) -> bool:
+    """A run-output ``meta`` JSON string that marks its document as synthetic."""
+    return bool(meta) and '"synthetic"' in meta and json.loads(meta).get("synthetic") is True
 
 
 @dataclass
@@ -142,10 +156,15 @@ def sample_mixture(pools: dict[str, SourcePool], mixture: Mixture, total_tokens:
     weights = weights / weights.sum()
     caps = mixture.max_epochs * usable
     targets = water_fill(float(total_tokens), weights, caps)
-    order_parts, stats = [], {}
+    all_copies = []
     for s, name in enumerate(names):
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-        copies = _document_copies(pools[name], targets[s], mixture.max_epochs, rng)
+        all_copies.append(_document_copies(pools[name], targets[s], mixture.max_epochs, rng))
+    if mixture.max_synthetic_share is not None:
+        _cap_synthetic(pools, names, all_copies, mixture.max_synthetic_share * total_tokens, seed)
+    order_parts, stats = [], {}
+    for s, name in enumerate(names):
+        copies = all_copies[s]
         docs = np.repeat(np.arange(len(copies)), copies)
         order_parts.append(np.stack([np.full(len(docs), s), docs], axis=1))
         tokens = int(copies @ pools[name].n_tokens)
@@ -162,6 +181,24 @@ def sample_mixture(pools: dict[str, SourcePool], mixture: Mixture, total_tokens:
     order = np.concatenate(order_parts) if order_parts else np.zeros((0, 2), dtype=np.int64)
     order = order[np.random.default_rng([seed, 0x5EED]).permutation(len(order))]
     return MixtureSample(names, order, stats, sum(st.tokens for st in stats.values()), total_tokens)
+
+
+def _cap_synthetic(
+    pools: dict[str, SourcePool], names: list[str], copies: list[np.ndarray], cap: float, seed: int
+) -> None:
+    """Remove copies of synthetic documents (seeded random order) until they hold <= ``cap`` tokens."""
+    source_of, doc_of = [], []
+    for s, name in enumerate(names):
+        docs = np.flatnonzero(pools[name].synthetic)
+        doc_of.append(np.repeat(docs, copies[s][docs]))  # one entry per copy in the stream
+        source_of.append(np.full(len(doc_of[-1]), s))
+    sources, docs = np.concatenate(source_of), np.concatenate(doc_of)
+    shuffled = np.random.default_rng([seed, 0x5717]).permutation(len(docs))
+    sources, docs = sources[shuffled], docs[shuffled]
+    tokens = np.array([pools[names[s]].n_tokens[d] for s, d in zip(sources, docs, strict=True)], dtype=np.int64)
+    kept = int(np.searchsorted(np.cumsum(tokens), cap, side="right"))
+    for s, d in zip(sources[kept:], docs[kept:], strict=True):
+        copies[s][d] -= 1
 
 
 def _document_copies(pool: SourcePool, target: float, max_epochs: float, rng: np.random.Generator) -> np.ndarray:

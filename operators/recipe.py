@@ -68,6 +68,9 @@ class Mixture(BaseModel):
     weights: dict[str, float] | None = Field(None, description="source -> weight; normalised; absent = natural mixture")
     total_tokens: int | None = Field(None, gt=0)
     max_epochs: float = Field(4.0, gt=0, description="cap on how often one source's documents repeat")
+    max_synthetic_share: float | None = Field(
+        None, ge=0, le=1, description="cap on the share of the token budget from documents with meta.synthetic=true"
+    )
 
     @field_validator("weights")
     @classmethod
@@ -179,6 +182,8 @@ class Recipe(BaseModel):
         """The recipe as plain data with every step's params completed with their defaults."""
         self.validate_ops()
         data = self.model_dump(mode="json", exclude={"name"})
+        if data["mixture"]["max_synthetic_share"] is None:
+            del data["mixture"]["max_synthetic_share"]  # absent = unset: recipe ids from before the field stay
         for step, raw in zip(data["steps"], self.steps, strict=True):
             step["params"] = get_operator(raw.op).Params.model_validate(raw.params).model_dump(mode="json")
         for src, raw in zip(data["sources"], self.sources, strict=True):

@@ -27,6 +27,7 @@ BUILTIN_MODULES = (
     "operators.gopher_repetition",
     "operators.c4_quality",
     "operators.fineweb_quality",
+    "operators.llm_ops",
 )
 
 for _module in BUILTIN_MODULES:
