@@ -15,6 +15,12 @@ from experiments.surrogate import predict_optimum
 from experiments.tracking import mlflow_client
 
 
+def _manifest(folder: Path, confirmed: ConfirmResult | None) -> str | None:
+    """The replayable manifest of the predicted-optimal recipe's pipeline run, when it was run."""
+    path = folder / "confirm" / "predicted_optimal" / "search_scale" / "run" / "manifest.json"
+    return str(path) if confirmed and path.exists() else None
+
+
 def finalize(
     folder: str | Path,
     *,
@@ -63,6 +69,7 @@ def finalize(
         "best_observed": best_trial.values[0],
         "confirm": result.model_dump() if result else None,
         "report": str(report),
+        "manifest": _manifest(search.folder, result),
         "plots": [str(p) for p in plots],
     }
     (search.folder / "final.json").write_text(json.dumps(final, indent=2))
