@@ -137,13 +137,15 @@ def history(run_id: str = typer.Argument(...), as_json: bool = typer.Option(Fals
     from agent.graph import build_graph, open_checkpointer, thread
 
     graph = build_graph(open_checkpointer())
+    snaps = list(graph.get_state_history(thread(run_id)))[::-1]  # oldest first
     rows = []
-    for snap in graph.get_state_history(thread(run_id)):
-        writes = (snap.metadata or {}).get("writes") or {}
+    for before, snap in zip([None, *snaps], snaps, strict=False):
+        # the node that wrote a checkpoint is what the previous checkpoint said would run next
+        node = ",".join(before.next) if before is not None else (snap.metadata or {}).get("source", "input")
         rows.append(
             {
                 "step": (snap.metadata or {}).get("step"),
-                "node": ",".join(writes) or (snap.metadata or {}).get("source"),
+                "node": node,
                 "next": list(snap.next),
                 "created_at": snap.created_at,
                 "checkpoint_id": snap.config["configurable"]["checkpoint_id"],
@@ -151,7 +153,6 @@ def history(run_id: str = typer.Argument(...), as_json: bool = typer.Option(Fals
         )
     if not rows:
         fail(f"no run {run_id!r} in this workspace")
-    rows.reverse()
     if as_json:
         print_json(rows)
         return
