@@ -127,13 +127,14 @@ def predict_optimum(
             n_candidates=0,
             best_observed=best,
         )
-    warnings.filterwarnings("ignore", module="sklearn.gaussian_process")  # bound warnings on tiny data
     kind = model or ("gp" if len(trials) < 30 else "gbm")
     X = np.stack([encode(space, v) for v, _ in trials])
     y = np.asarray([o for _, o in trials], dtype=float)
     candidates = sample_candidates(space, n_candidates, seed) + [v for v, _ in trials]
     C = np.stack([encode(space, v) for v in candidates])
-    fitted = _model(kind, seed).fit(X, y)
+    with warnings.catch_warnings():  # kernel-bound warnings on tiny data, without a process-wide filter
+        warnings.simplefilter("ignore")
+        fitted = _model(kind, seed).fit(X, y)
     mean = fitted.predict(C)
     best = int(np.argmin(mean))
     rng = np.random.default_rng(seed)
@@ -142,7 +143,9 @@ def predict_optimum(
         idx = rng.integers(0, len(y), len(y))
         if len(set(idx.tolist())) < 3:
             continue
-        boot.append(_model(kind, seed + b + 1).fit(X[idx], y[idx]).predict(C[best : best + 1])[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            boot.append(_model(kind, seed + b + 1).fit(X[idx], y[idx]).predict(C[best : best + 1])[0])
     return Prediction(
         values=candidates[best],
         predicted=float(mean[best]),
