@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -193,6 +194,8 @@ def run_system(name: str, corpus: Path, work: Path, workers: int) -> dict:
     )
     if not Path(cmd[0]).exists():
         return {"error": f"{cmd[0]} missing: run benchmarks/peers/{name}/setup.sh"}
+    for leftover in (work / "datatrove_work", corpus.parent / "ours_run"):  # datatrove skips finished tasks
+        shutil.rmtree(leftover, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
     with open(work / f"{name}.log", "w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)

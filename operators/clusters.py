@@ -6,7 +6,7 @@
    partition, rows with the same key form a bucket and each bucket yields star edges from one
    member to the others (vectorised: one integer sort per partition, not one call per bucket).
 3. The driver collects only the candidate edges (never documents, never signatures) and finds
-   connected components with ``scipy.sparse.csgraph`` (union-find). Memory there is
+   connected components by vectorised hooking and pointer jumping (``components``). Memory there is
    O(candidate edges), i.e. proportional to the duplicates, not to the corpus.
 4. Each component keeps one document: the highest ``rank``, ties (and the default, rank 0)
    broken by the lowest id. The rest are marked ``<prefix>_of:<kept id>`` by a ``map_batches``
@@ -92,9 +92,6 @@ def _bucket_edges(batch: Batch) -> pa.Table:
 def resolve_clusters(edges: list[pa.Table]) -> tuple[np.ndarray, np.ndarray]:
     """Stage 3: connected components of the edges. Returns the dropped node names (sorted) and,
     aligned with them, the id of the document each component keeps."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     if not edges:
         return np.array([], dtype=object), np.array([], dtype=object)
     table = pa.concat_tables(edges)
@@ -104,8 +101,7 @@ def resolve_clusters(edges: list[pa.Table]) -> tuple[np.ndarray, np.ndarray]:
     rank = np.zeros(len(nodes))
     rank[index] = np.concatenate([table.column("ra").to_numpy(), table.column("rb").to_numpy()])
     ia, ib = index[: len(a)], index[len(a) :]
-    graph = coo_matrix((np.ones(len(ia), dtype=np.int8), (ia, ib)), shape=(len(nodes), len(nodes)))
-    _, comp = connected_components(graph, directed=False)
+    comp = components(len(nodes), ia, ib)
     order = np.lexsort((np.arange(len(nodes)), -rank, comp))  # by component, best rank, lowest name
     is_rep = np.ones(len(order), dtype=bool)
     is_rep[1:] = comp[order][1:] != comp[order][:-1]
@@ -114,6 +110,26 @@ def resolve_clusters(edges: list[pa.Table]) -> tuple[np.ndarray, np.ndarray]:
     dropped = np.sort(order[~is_rep])  # node indexes; ``nodes`` is sorted, so these names are too
     kept_ids = np.array([n.split(SEP, 1)[0] for n in nodes[rep_of_comp[comp[dropped]]]], dtype=object)
     return nodes[dropped], kept_ids
+
+
+def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected components of the undirected edges ``a[i] - b[i]`` over nodes ``0..n-1``: each
+    node's label is the smallest node of its component. Vectorised hooking and pointer jumping
+    (Shiloach & Vishkin 1982): every round hooks the larger label of each edge onto the smaller,
+    then compresses paths; labels only decrease, and it stops when every edge is inside a label."""
+    label = np.arange(n)
+    while True:
+        la, lb = label[a], label[b]
+        if (la == lb).all():
+            return label
+        low = np.minimum(la, lb)
+        np.minimum.at(label, la, low)
+        np.minimum.at(label, lb, low)
+        while True:
+            jumped = label[label]
+            if (jumped == label).all():
+                break
+            label = jumped
 
 
 def mark_duplicates(

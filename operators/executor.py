@@ -33,7 +33,7 @@ from operators.digest import combine
 from operators.ledger import LedgerError, write_ledger
 from operators.output import write_outputs
 from operators.recipe import Recipe
-from operators.stage_cache import StageCache, StageStats, code_version, parquet_parts, stage_dataset, stage_key
+from operators.stage_cache import StageCache, StageStats, code_version, read_stage, stage_dataset, stage_key
 from operators.stages import read_files, stats_batch, step_batch, to_arrow
 
 
@@ -242,14 +242,12 @@ class Executor:
     # ---- execution ---------------------------------------------------------------------------
 
     def _run_stage(self, stage: Stage, parent: Path | None, join: Path | None) -> tuple[StepReport, Path]:
-        import ray.data
-
         hit = self.cache.lookup(stage.key)
         if hit is not None:
             return _report(stage, hit, cached=True), self.cache.path(stage.key)
         start = time.perf_counter()
         tmp = self.cache.scratch()
-        parent_ds = None if parent is None else ray.data.read_parquet(parquet_parts(parent))
+        parent_ds = None if parent is None else read_stage(parent, self.num_blocks)
         stage.build(parent_ds, join).write_parquet(str(tmp))
         stats = _stage_stats(tmp)
         stats.seconds = round(time.perf_counter() - start, 3)

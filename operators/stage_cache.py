@@ -104,6 +104,23 @@ def parquet_parts(folder: Path) -> list[str]:
     return sorted(str(p) for p in Path(folder).glob("*.parquet"))
 
 
+def read_stage(folder: Path, num_blocks: int):
+    """A stage's parts as a Ray Dataset of ``num_blocks`` read tasks.
+
+    Uses Ray's file-based Parquet reader, which honours ``override_num_blocks``: the V2 reader
+    (Ray 2.60's default) bin-packs parts into 128 MiB read units, so a stage of a few tens of MB
+    became one read task and every map fused after it ran on a single CPU."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    v2 = ctx.use_datasource_v2
+    ctx.use_datasource_v2 = False
+    try:
+        return ray.data.read_parquet(parquet_parts(folder), override_num_blocks=num_blocks)
+    finally:
+        ctx.use_datasource_v2 = v2
+
+
 def stage_dataset(folder: Path):
     """A pyarrow dataset over a stage folder's parts."""
     import pyarrow.dataset as pads
