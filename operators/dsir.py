@@ -29,12 +29,16 @@ def hashed_counts(text: str, num_buckets: int, max_n: int, memo: dict[str, int])
     return buckets.astype(np.uint32), counts.astype(np.uint32)
 
 
-def log_weights(features: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
-    """Per document: sum over its buckets of count * (log p_target - log p_raw)."""
+def log_weights(features: np.ndarray, log_ratio: np.ndarray, chunk_ngrams: int = 0) -> np.ndarray:
+    """Per document: sum over its buckets of count * (log p_target - log p_raw); with
+    ``chunk_ngrams`` > 0, rescaled to a document of that many n-grams (mean per n-gram x it)."""
     out = np.zeros(len(features))
     for i, hexed in enumerate(features):
         pairs = np.frombuffer(bytes.fromhex(hexed), dtype=np.uint32).reshape(-1, 2)
-        out[i] = float(pairs[:, 1] @ log_ratio[pairs[:, 0]]) if len(pairs) else 0.0
+        if len(pairs):
+            out[i] = float(pairs[:, 1] @ log_ratio[pairs[:, 0]])
+            if chunk_ngrams:
+                out[i] *= chunk_ngrams / float(pairs[:, 1].sum())
     return out
 
 
@@ -59,7 +63,12 @@ class DsirSelect(GlobalOperator):
     of the raw pool (Laplace smoothing) give each document an importance log-weight
     ``sum count * log(p_target / p_raw)``; documents are resampled without replacement by
     Gumbel top-k on ``log weight + Gumbel noise`` (deterministic per document and seed). The
-    target is a recipe source (``target``) or files (``target_files``). Unselected documents are
+    target is a recipe source (``target``) or files (``target_files``). The paper scores
+    examples of similar length; over whole documents of very different lengths the summed
+    log-weight is mostly a length signal (long documents of a shifted vocabulary lose to short
+    generic ones), so by default each document is scored as a chunk of ``chunk_ngrams`` n-grams:
+    its mean log-weight per n-gram times that (0: the plain sum). On the selection benchmark this
+    took the target-like share from 0.05 to 0.67 (medicine) and 0.71 to 0.84 (code). Unselected documents are
     dropped as ``dsir_not_selected``. Features are cached; a new target or size reuses them."""
 
     name = "dsir_select"
@@ -72,6 +81,9 @@ class DsirSelect(GlobalOperator):
         keep_fraction: float = Field(0.5, gt=0, le=1, description="fraction of the pool to select")
         num_buckets: int = Field(10_000, ge=16, description="hashed feature buckets (paper: 10,000)")
         ngram: int = Field(2, ge=1, le=5, description="word n-grams 1..ngram (paper: unigrams + bigrams)")
+        chunk_ngrams: int = Field(
+            256, ge=0, description="score each document as a chunk of this many n-grams (0: sum over the document)"
+        )
         seed: int = 0
 
         @model_validator(mode="after")
@@ -105,7 +117,7 @@ class DsirSelect(GlobalOperator):
             (raw + 1) / (raw.sum() + p.num_buckets)
         )
         scored = ds.map_batches(
-            functools.partial(_keys, log_ratio=log_ratio, seed=p.seed + ctx.seed),
+            functools.partial(_keys, log_ratio=log_ratio, seed=p.seed + ctx.seed, chunk_ngrams=p.chunk_ngrams),
             batch_format="numpy",
             zero_copy_batch=False,
         ).materialize()
@@ -127,8 +139,8 @@ def _raw_counts(batch: Batch, num_buckets: int) -> Batch:
     return {"counts": total[None, :]}
 
 
-def _keys(batch: Batch, log_ratio: np.ndarray, seed: int) -> pa.Table:
-    lw = log_weights(batch[FEATURES], log_ratio)
+def _keys(batch: Batch, log_ratio: np.ndarray, seed: int, chunk_ngrams: int) -> pa.Table:
+    lw = log_weights(batch[FEATURES], log_ratio, chunk_ngrams)
     return to_arrow({**batch, "_dsir_log_weight": lw, "_dsir_key": lw + gumbel(node_names(batch), seed)})
 
 
