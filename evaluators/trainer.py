@@ -149,7 +149,15 @@ def _optimizer(model: torch.nn.Module, preset: Preset, device: torch.device) -> 
 
 def save_model(model: torch.nn.Module, folder: str | Path) -> Path:
     """Save model + byte tokenizer in Hugging Face format (loadable by lm-eval's ``hf`` model)."""
+    from transformers.utils import logging as hf_logging
+
     folder = Path(folder)
-    model.save_pretrained(str(folder))
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a one-shard "Writing model shards" bar per trial is noise
+    try:
+        model.save_pretrained(str(folder))
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     save_tokenizer(folder, model_max_length=model.config.n_positions)
     return folder
