@@ -12,6 +12,8 @@ model whose defaults are the published values of the method it implements. Kinds
 
 "Annotate once, decide cheaply": the executor caches ``annotate`` output keyed only by the params
 named in ``annotate_params``, so a trial that moves a threshold reruns ``decide`` alone.
+Operators marked ``survivors_only`` (LLM calls) trade that for cost: they see only the documents
+earlier decisions kept.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class Operator:
     """Signal columns it adds, name -> dtype (one of ``SIGNAL_FILL``'s keys)."""
     annotate_params: ClassVar[tuple[str, ...]] = ()
     """Params that change ``annotate`` output; the rest only change ``decide``."""
+    survivors_only: ClassVar[bool] = False
+    """True for operators that are costly per document (LLM calls): they run only on what the
+    decisions before them kept, and so re-run when an earlier threshold moves (their backends
+    cache answers), instead of running once over every readable document."""
 
     Params: ClassVar[type[OperatorParams]] = OperatorParams
 
@@ -78,6 +84,7 @@ class Operator:
             "defaults": default_params(cls),
             "signals": dict(cls.signals),
             "annotate_params": list(cls.annotate_params),
+            "survivors_only": cls.survivors_only,
             "reasons": list(cls.reasons),
         }
 

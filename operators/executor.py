@@ -4,7 +4,9 @@ Each step runs as cached *stages* on two chains ("annotate once, decide cheaply"
 
 - the *content* chain computes what does not depend on which documents survive: mappers' rewritten
   text and every ``annotate`` stage (signals, signatures), over **all** documents still readable;
-  its keys chain only content-changing work, so moving any threshold upstream never invalidates it;
+  its keys chain only content-changing work, so moving any threshold upstream never invalidates it
+  (except after a ``survivors_only`` operator, e.g. an LLM scorer: the chains merge there, so it
+  sees only what the decisions before it kept);
 - the *decision* chain applies ``decide`` (filters), ``apply`` (global operators) and mappers that
   follow a decision to the surviving documents, joining each step's signals from its annotate stage
   by (source, id).
@@ -51,7 +53,8 @@ class StepReport(BaseModel):
     cached: bool
     output_sha256: str
     chain: str = "decision"
-    """"content": computed over every readable document, whatever earlier decisions kept."""
+    """"content": not part of the ledger; computed over every readable document, whatever earlier
+    decisions kept (or, from a ``survivors_only`` operator on, over what they kept)."""
 
 
 @dataclass
@@ -140,6 +143,8 @@ class Executor:
             op = self.recipe.operator(i)
             full = op.params.model_dump(mode="json")
             key = functools.partial(_step_key, step=step, op=op, seed=self.recipe.seed)
+            if op.survivors_only:
+                content = decision  # costly per document: only what the decisions so far kept
 
             if op.kind == "mapper":
                 shared = content == decision

@@ -81,6 +81,7 @@ class LlmQualityScore(Filter):
     Drops ``llm_score_below_threshold`` and ``llm_unparsable``."""
 
     name = "llm_quality_score"
+    survivors_only = True
     reasons = ("llm_score_below_threshold", "llm_unparsable")
     signals = {"llm_score": "int64", "llm_answer": "str"}
     annotate_params = ("llm", "prompt", "prompt_sha256", "max_chars", "generation")
@@ -120,6 +121,7 @@ class LlmRephrase(Mapper):
     Signal ``llm_rephrased`` (bool). Drops nothing."""
 
     name = "llm_rephrase"
+    survivors_only = True
     signals = {"llm_rephrased": "bool"}
 
     class Params(LLMParams):
@@ -175,6 +177,7 @@ class LlmPiiRedact(Mapper):
     ``unchanged`` (the answer equals the document), ``rejected`` or ``too_long``. Drops nothing."""
 
     name = "llm_pii_redact"
+    survivors_only = True
     signals = {"llm_pii_status": "str"}
 
     class Params(LLMParams):

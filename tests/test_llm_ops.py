@@ -288,6 +288,31 @@ def test_llm_quality_score_through_litellm_server(
     assert "llm_unparsable" in reasons.values()
 
 
+def test_llm_scorer_only_sees_what_earlier_filters_kept(
+    tmp_path: Path, shared_data: Path, chat_server: ChatServer, ray_started
+) -> None:
+    med = _rows(shared_data, "medical_medquad.jsonl", 8)
+    llm = {"backend": "litellm", "model": "openai/tiny-survivors", "api_base": chat_server.url, "backoff_s": 0.01}
+
+    def run(min_words: int, out: str) -> dict[str, str]:
+        steps = [
+            {"op": "length_filter", "params": {"min_words": min_words}},
+            {"op": "llm_quality_score", "params": {"llm": llm}},
+        ]
+        source = {"name": "med", "uri": _write_jsonl(tmp_path / "med.jsonl", med)}
+        run_recipe(recipe_from_dict({"sources": [source], "steps": steps}), tmp_path / out, num_blocks=2)
+        return {r["id"]: r["reason"] for r in read_ledger(tmp_path / out).to_pylist()}
+
+    reasons = run(600, "strict")
+    short = {i for i, r in reasons.items() if r == "too_few_words"}
+    assert len(short) == 3  # 565, 510 and 435 words
+    assert chat_server.requests == 8 - 3  # the LLM never saw the three short pages
+    # a looser threshold re-scores the survivors; answers already given come from the response cache
+    reasons = run(500, "loose")
+    assert sum(r == "too_few_words" for r in reasons.values()) == 1
+    assert chat_server.requests == 5 + 2
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("vllm") is None,
     reason="vllm is not installed (it is the `gpu` extra: pip install -e '.[gpu]' on a CUDA machine)",
