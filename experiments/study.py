@@ -203,10 +203,12 @@ class Search:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         mlflow.log_metrics(
-            numeric({**attrs.get("bpb", {}), **{k: v for k, v in attrs.items() if not isinstance(v, dict)}})
-        )
-        mlflow.log_metrics({f"bpb.{k}": v for k, v in attrs.get("bpb", {}).items()})
-        mlflow.log_metrics({f"drop_rate.{k}": v for k, v in attrs.get("drop_rates", {}).items()})
+            {
+                **numeric({**attrs.get("bpb", {}), **{k: v for k, v in attrs.items() if not isinstance(v, dict)}}),
+                **{f"bpb.{k}": v for k, v in attrs.get("bpb", {}).items()},
+                **{f"drop_rate.{k}": v for k, v in attrs.get("drop_rates", {}).items()},
+            }
+        )  # one call: each is a transaction in the tracking store
         mlflow.log_artifact(str(outcome.manifest_path))
 
     # ---- interruption handling ---------------------------------------------------------------

@@ -121,14 +121,16 @@ class Executor:
 
     # ---- planning ----------------------------------------------------------------------------
 
-    def file_hashes(self) -> dict[str, str]:
+    @functools.cached_property
+    def input_hashes(self) -> dict[str, str]:
+        """sha256 of every input file, read once per run (the plan and the manifest both use it)."""
         from operators.manifest import sha256_file
 
         return {f: sha256_file(f) for files in self.files.values() for f in files}
 
     def plan(self) -> list[Stage]:
         canon = self.recipe.canonical()
-        hashes = self.file_hashes()
+        hashes = self.input_hashes
         read_key = stage_key(
             "",
             stage="read",

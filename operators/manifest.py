@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -27,6 +28,11 @@ def sha256_file(path: str | Path) -> str:
 
 
 def package_versions() -> dict[str, str]:
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "executor": EXECUTOR_VERSION}
     for name in VERSIONED_PACKAGES:
         try:
@@ -48,7 +54,7 @@ def run_recipe(
     out = Path(out_dir).resolve()
     start = time.perf_counter()
     executor = Executor(recipe, use_cache=use_cache, num_blocks=num_blocks, progress=progress)
-    inputs = executor.file_hashes()
+    inputs = executor.input_hashes
     reports, counts, _ = executor.run(out)
     manifest = {
         "recipe_id": recipe.recipe_id(),
