@@ -52,8 +52,9 @@ class RulePlanner:
             found["trials"] = int(m[1])
         if m := re.search(r"(\d+(?:\.\d+)?)\s*(?:h|hours?)\b", low):
             found["hours"] = float(m[1])
-        if preset := next((p for p in PRESETS if re.search(rf"\b{p}\b", low)), None):
-            found["preset"] = preset
+        names = "|".join(PRESETS)  # "a small model" is not a preset: it must be named as the proxy's
+        if m := re.search(rf"\b({names})\s+(?:proxy|preset)\b|\b(?:proxy|preset)\s*[:=]?\s*({names})\b", low):
+            found["preset"] = m[1] or m[2]
         if re.search(r"\b(no|strip|remove|redact|without|scrub)\b[^.]{0,25}\b(pii|personal (data|information))\b", low):
             found["remove_pii"] = True
         langs = [code for name, code in LANGUAGES.items() if re.search(rf"\b{name}\b", low)]

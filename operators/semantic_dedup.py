@@ -82,7 +82,7 @@ class SemanticDedup(GlobalOperator):
         assigned = ds.map_batches(
             functools.partial(_assign, centroids=centroids), batch_format="numpy", zero_copy_batch=False
         )
-        with sort_shuffle():
+        with sort_shuffle(assigned):
             grouped = assigned.groupby("cluster", num_partitions=ctx.num_blocks)
             edges = grouped.map_groups(functools.partial(_cluster_edges, threshold=1 - p.eps), batch_format="numpy")
             tables = [t for t in edges.iter_batches(batch_format="pyarrow", batch_size=None) if t.num_rows]

@@ -85,6 +85,28 @@ def test_plagiarised_answers_and_cached_signatures(shared_data, ray_started, tmp
     assert dropped["g0pB_taskc.txt"].startswith("near_duplicate_of:")
 
 
+def test_scoped_dedup_after_filters_that_empty_whole_blocks(shared_data, ray_started, tmp_path):
+    # a planner's recipe: after the scoped filters, some blocks hold no legal text at all; Ray turns
+    # them into column-less blocks, which the default hash shuffle failed to concatenate
+    names = ("code_python_thealgorithms", "books_gutenberg", "legal_spdx_license_texts", "wiki_wikitext2_valid")
+    sources = dict(zip(("code", "books", "legal", "wiki"), (f"domains/{n}.jsonl" for n in names), strict=True))
+    sources["instructions"] = "domains/instruction_codealpaca_2k.jsonl"
+    steps = [
+        {"op": "text_normalize"},
+        {"op": "language_id", "params": {"min_score": 0.5769}, "sources": ["legal"]},
+        {"op": "length_filter", "params": {"min_words": 22}},
+        {"op": "c4_quality", "params": {"min_num_sentences": 2}, "sources": ["books", "legal"]},
+        {"op": "fineweb_quality", "sources": ["legal"]},
+        {"op": "gopher_quality", "sources": ["books", "legal"]},
+        {"op": "gopher_repetition", "sources": ["code", "legal", "instructions"]},
+        {"op": "minhash_dedup", "sources": ["legal"]},
+    ]
+    manifest = _run(shared_data, tmp_path, "scoped", sources, steps)
+    assert manifest["sources"]["legal"] == {"input": 460, "kept": 236, "dropped": 224}
+    near = [r for r in _dropped(tmp_path / "scoped").values() if r.startswith("near_duplicate_of:")]
+    assert len(near) == 106
+
+
 def _edges(rows: list[tuple[str, str, float, float]]) -> list[pa.Table]:
     cols = list(zip(*rows, strict=True))
     return [pa.table({k: list(v) for k, v in zip(EDGE_SCHEMA.names, cols, strict=True)}, schema=EDGE_SCHEMA)]

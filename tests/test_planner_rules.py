@@ -21,6 +21,9 @@ def test_goal_text_is_parsed_with_defaults_stated(tmp_path: Path) -> None:
     assert goal.targets == ["code", "docs"]  # "coding"/"code" and "documentation" name those sources
     assert goal.max_share == {"legal": 0.2}
     assert "languages" in goal.defaults and "trials" not in goal.defaults and goal.languages == ["en"]
+    model_size = RulePlanner().understand("a 2M-token mix for a small model that is good at code", data)
+    assert model_size.preset == "nano" and "preset" in model_size.defaults  # the model's size, not the proxy's
+    assert RulePlanner().understand("code; proxy preset: mini", data).preset == "mini"
     plain = RulePlanner().understand("a mix in German, without web", data)
     assert plain.languages == ["de"] and plain.exclude_sources == ["web"] and plain.targets == ["code", "docs", "legal"]
 
