@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from operators.executor import Executor, ProgressFn
-from operators.output import output_sha256
 from operators.recipe import Recipe, RecipeError, recipe_from_yaml
 from operators.stage_cache import EXECUTOR_VERSION
 
@@ -67,7 +66,7 @@ def run_recipe(
         "input_docs": sum(c["input"] for c in counts.values()),
         "output_docs": sum(c["kept"] for c in counts.values()),
         "dropped_docs": sum(c["dropped"] for c in counts.values()),
-        "output_sha256": output_sha256(out),
+        "output_sha256": [r for r in reports if r.chain == "decision"][-1].output_sha256,
         "outputs": {p.name: sha256_file(p) for p in sorted((out / "data").glob("*.parquet"))},
         "ledger": "ledger.parquet",
         "versions": package_versions(),

@@ -39,7 +39,8 @@ def read_output(run_dir: str | Path, source: str | None = None) -> pa.Table:
 
 
 def output_sha256(run_dir: str | Path) -> str:
-    """Order-independent hash of every document in ``run_dir/data`` (recomputed from the files)."""
+    """Order-independent hash of every document in ``run_dir/data``, recomputed from the files. The
+    manifest records the same hash from the last decision stage, without reading the files back."""
     digests: list[bytes] = []
     for f in sorted((Path(run_dir) / "data").glob("*.parquet")):
         for batch in pq.ParquetFile(f).iter_batches():

@@ -9,7 +9,7 @@ import pytest
 
 from operators.ledger import read_ledger
 from operators.manifest import load_manifest, replay, run_recipe
-from operators.output import read_output
+from operators.output import output_sha256, read_output
 from operators.recipe import load_recipe, recipe_from_dict
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +43,7 @@ def test_example_recipe_counts_and_ledger_invariant(example_run: tuple[Path, dic
     code = read_output(out, "code")
     assert code.num_rows == 604 and code["id"].to_pylist() == sorted(code["id"].to_pylist())
     assert max(code["n_chars"].to_pylist()) <= 20000
+    assert manifest["output_sha256"] == output_sha256(out)  # the recorded hash is the written files'
     assert set(manifest) >= {
         "recipe_id",
         "recipe",
