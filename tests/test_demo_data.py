@@ -178,8 +178,9 @@ def test_demo_goal_is_understood_with_its_options(corpus: Path) -> None:
     assert (goal.preset, goal.trials, goal.proxy_tokens, goal.max_rounds) == ("nano", 6, 100_000, 0)
     assert goal.target_files == {TARGET_NAME: [target]} and "code" in goal.targets
     assert not {"trials", "preset", "proxy_tokens", "max_rounds"} & set(goal.defaults)
-    # without the options the text alone would pick the "small" proxy ("a small Python coding assistant")
-    assert Goal.model_validate(understand_goal(state)["goal"]).preset == "small"
+    # "a small Python coding assistant" is the model's size, not the proxy preset
+    plain = Goal.model_validate(understand_goal(state)["goal"])
+    assert plain.preset == "nano" and "preset" in plain.defaults
 
 
 def test_demo_refuses_a_folder_without_sources(tmp_path: Path) -> None:
