@@ -88,6 +88,12 @@ class Operator:
             "reasons": list(cls.reasons),
         }
 
+    def ray_args(self) -> dict[str, Any]:
+        """Extra ``map_batches`` arguments of this operator's ``map``/``annotate`` stages, e.g.
+        ``{"num_gpus": 1, "batch_size": 256}`` for a model on a GPU (Ray hides the GPUs from tasks
+        that reserve none)."""
+        return {}
+
     def annotate_key(self) -> dict[str, Any]:
         """The part of the params that ``annotate`` depends on (part of the annotation cache key)."""
         dumped = self.params.model_dump(mode="json")

@@ -197,9 +197,11 @@ class Executor:
         if stage == "apply":
             return functools.partial(self._apply_global, op, sources, index)
 
+        resources = op.ray_args() if stage in ("map", "annotate") else {}
+
         def build(parent, join: Path | None):
             fn = functools.partial(step_batch, op=op, mode=stage, sources=sources, join=str(join) if join else None)
-            return parent.map_batches(fn, batch_format="numpy", zero_copy_batch=False)
+            return parent.map_batches(fn, batch_format="numpy", zero_copy_batch=False, **resources)
 
         return build
 

@@ -66,6 +66,20 @@ class LLMParams(OperatorParams):
         return get_backend(self.llm).generate(self.render(texts), self.generation)
 
 
+VLLM_BATCH = 256
+"""Documents per vLLM call (Ray needs a batch size for GPU tasks; vLLM batches internally)."""
+
+
+class UsesLLM:
+    """Mixin of the operators whose ``params.llm`` names a model: with the ``vllm`` backend each
+    Ray task that calls the model reserves one GPU and takes ``VLLM_BATCH`` documents."""
+
+    params: LLMParams
+
+    def ray_args(self) -> dict:
+        return {"num_gpus": 1, "batch_size": VLLM_BATCH} if self.params.llm.backend == "vllm" else {}
+
+
 def parse_score(answer: str) -> int:
     """The 0-5 score an answer starts with, or -1 (FineWeb-Edu's prompt asks for the integer alone)."""
     match = SCORE.match(answer)
@@ -73,7 +87,7 @@ def parse_score(answer: str) -> int:
 
 
 @register
-class LlmQualityScore(Filter):
+class LlmQualityScore(UsesLLM, Filter):
     """FineWeb-Edu-style educational quality score (Penedo et al. 2024): an LLM grades each
     document with the additive 0-5 rubric of the FineWeb-Edu annotation prompt (Llama-3-70B
     annotated 450k pages with it); FineWeb-Edu keeps score >= 3 (``threshold``). ``llm_score`` is
@@ -110,7 +124,7 @@ def chosen(ids: np.ndarray, fraction: float, salt: str) -> np.ndarray:
 
 
 @register
-class LlmRephrase(Mapper):
+class LlmRephrase(UsesLLM, Mapper):
     """Rephrasing synthesis (Maini et al. 2024, "Rephrasing the Web"): an LLM rewrites a
     ``fraction`` of the documents (chosen by a hash of their id) in one style: ``wiki`` (high
     quality English, as on Wikipedia), ``qa`` (question-answer conversation) or ``simple`` (very
@@ -168,7 +182,7 @@ def plausible_redaction(original: str, answer: str) -> bool:
 
 
 @register
-class LlmPiiRedact(Mapper):
+class LlmPiiRedact(UsesLLM, Mapper):
     """LLM-based de-identification (the DeID-GPT approach, Liu et al. 2023): the model rewrites a
     document with names, e-mails, phone numbers, addresses and ID numbers replaced by
     ``[NAME]``/``[EMAIL]``/``[PHONE]``/``[ADDRESS]``/``[ID]``. An answer that is not a plausible

@@ -313,6 +313,21 @@ def test_llm_scorer_only_sees_what_earlier_filters_kept(
     assert chat_server.requests == 5 + 2
 
 
+def test_vllm_stages_reserve_a_gpu(tmp_path: Path, ray_started) -> None:
+    import ray.data
+
+    from operators.executor import Executor
+
+    model = str(tmp_path)  # never loaded: the stage's Ray plan is built, not run
+    assert LlmQualityScore({"llm": {"model": model}}).ray_args() == {}
+    source = _write_jsonl(tmp_path / "one.jsonl", [{"id": "a", "text": "a short page"}])
+    steps = [{"op": "llm_pii_redact", "params": {"llm": {"backend": "vllm", "model": model}}}]
+    executor = Executor(recipe_from_dict({"sources": [{"name": "s", "uri": source}], "steps": steps}))
+    (stage,) = [s for s in executor.plan() if s.name == "llm_pii_redact"]
+    ds = stage.build(ray.data.from_items([{"id": "a"}]), None)
+    assert ds._logical_plan.dag.ray_remote_args == {"num_gpus": 1}  # one GPU per task, visible to it
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("vllm") is None,
     reason="vllm is not installed (it is the `gpu` extra: pip install -e '.[gpu]' on a CUDA machine)",
