@@ -49,7 +49,10 @@ def _env(home: Path) -> dict[str, str]:
 
 def _states(study_db: Path) -> list[str]:
     with sqlite3.connect(study_db) as db:
-        return [r[0] for r in db.execute("select state from trials order by number")]
+        try:
+            return [r[0] for r in db.execute("select state from trials order by number")]
+        except sqlite3.OperationalError:  # the file exists before Optuna has created its tables
+            return []
 
 
 def _mlflow_children(home: Path, parent: str) -> list[tuple[str, str]]:
