@@ -68,8 +68,9 @@ class DsirSelect(GlobalOperator):
     log-weight is mostly a length signal (long documents of a shifted vocabulary lose to short
     generic ones), so by default each document is scored as a chunk of ``chunk_ngrams`` n-grams:
     its mean log-weight per n-gram times that (0: the plain sum). On the selection benchmark this
-    took the target-like share from 0.05 to 0.67 (medicine) and 0.71 to 0.84 (code). Unselected documents are
-    dropped as ``dsir_not_selected``. Features are cached; a new target or size reuses them."""
+    took the target-like share from 0.05 to 0.67 (medicine) and 0.71 to 0.84 (code). Unselected
+    documents are dropped as ``dsir_not_selected``. Features are cached; a new target or size
+    reuses them."""
 
     name = "dsir_select"
     reasons = ("dsir_not_selected",)
