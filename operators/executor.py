@@ -31,12 +31,12 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from operators.base import GlobalOperator, Operator, StepContext, get_operator
-from operators.digest import combine
 from operators.ledger import LedgerError, write_ledger
 from operators.output import write_outputs
 from operators.recipe import Recipe
-from operators.stage_cache import StageCache, StageStats, code_version, read_stage, stage_dataset, stage_key
-from operators.stages import read_files, stats_batch, step_batch, to_arrow
+from operators.stage_cache import StageCache, StageStats, code_version, parquet_parts, read_stage, stage_key
+from operators.stage_stats import stage_stats
+from operators.stages import decide_batch, read_files, step_batch, to_arrow
 
 
 class StepReport(BaseModel):
@@ -93,10 +93,10 @@ class Executor:
         self.progress = progress or (lambda _msg, _report: None)
         self.files = recipe.input_files()  # refuses missing paths before any work
 
-    def run(self, out_dir: str | Path) -> tuple[list[StepReport], dict[str, dict[str, int]], Path]:
+    def run(self, out_dir: str | Path) -> tuple[list[StepReport], dict[str, dict[str, int]], dict[str, int]]:
         """Run every stage, then write outputs and the ledger into ``out_dir``.
 
-        Returns the step reports, per-source counts and the last stage's folder."""
+        Returns the step reports, per-source counts and per-source UTF-8 bytes of the kept text."""
         from operators.ray_session import ensure_ray
 
         ensure_ray()
@@ -116,8 +116,7 @@ class Executor:
             self.progress(f"{stage.name} ({stage.stage})", report)
         assert last is not None
         counts = write_ledger(decisions, out / "ledger.parquet")
-        write_outputs(last, out / "data", sorted(self.files))
-        return reports, counts, last
+        return reports, counts, write_outputs(last, out / "data", sorted(self.files))
 
     # ---- planning ----------------------------------------------------------------------------
 
@@ -197,13 +196,19 @@ class Executor:
         if stage == "apply":
             return functools.partial(self._apply_global, op, sources, index)
 
-        resources = op.ray_args() if stage in ("map", "annotate") else {}
+        if stage in CONTENT_KEEPING:
 
-        def build(parent, join: Path | None):
-            fn = functools.partial(step_batch, op=op, mode=stage, sources=sources, join=str(join) if join else None)
-            return parent.map_batches(fn, batch_format="numpy", zero_copy_batch=False, **resources)
+            def build(parent, join: Path | None):
+                fn = functools.partial(decide_batch, op=op, mode=stage, sources=sources, join=_str(join))
+                return parent.map_batches(fn, batch_format="pyarrow")
 
-        return build
+            return build
+
+        def build_map(parent, _join: None):
+            fn = functools.partial(step_batch, op=op, mode=stage, sources=sources)
+            return parent.map_batches(fn, batch_format="numpy", zero_copy_batch=False, **op.ray_args())
+
+        return build_map
 
     def _read_dataset(self):
         import ray.data
@@ -225,8 +230,8 @@ class Executor:
         return ds.repartition(self.num_blocks)
 
     def _apply_global(self, op: GlobalOperator, sources: list[str] | None, index: int, parent, join: Path | None):
-        live_fn = functools.partial(step_batch, op=op, mode="join", sources=sources, join=str(join) if join else None)
-        live = parent.map_batches(live_fn, batch_format="numpy", zero_copy_batch=False)
+        live_fn = functools.partial(decide_batch, op=op, mode="join", sources=sources, join=_str(join))
+        live = parent.map_batches(live_fn, batch_format="pyarrow")
         ctx = StepContext(
             seed=self.recipe.seed,
             num_blocks=self.num_blocks,
@@ -250,18 +255,35 @@ class Executor:
 
     # ---- execution ---------------------------------------------------------------------------
 
+    def _blocks(self, parent: Path, cheap: bool) -> int:
+        """Read tasks for a stage: ``num_blocks``, or for a cheap stage one per ``CHEAP_STAGE_BYTES``."""
+        if not cheap:
+            return self.num_blocks
+        size = sum(os.path.getsize(p) for p in parquet_parts(parent))
+        return max(1, min(self.num_blocks, -(-size // CHEAP_STAGE_BYTES)))
+
     def _run_stage(self, stage: Stage, parent: Path | None, join: Path | None) -> tuple[StepReport, Path]:
         hit = self.cache.lookup(stage.key)
         if hit is not None:
             return _report(stage, hit, cached=True), self.cache.path(stage.key)
         start = time.perf_counter()
         tmp = self.cache.scratch()
-        parent_ds = None if parent is None else read_stage(parent, self.num_blocks)
-        stage.build(parent_ds, join).write_parquet(str(tmp))
-        stats = _stage_stats(tmp)
+        unchanged = stage.stage in CONTENT_KEEPING
+        parent_ds = None if parent is None else read_stage(parent, self._blocks(parent, cheap=unchanged))
+        stage.build(parent_ds, join).write_parquet(str(tmp), compression="lz4")
+        stats = stage_stats(tmp, unchanged_from=parent if unchanged else None)
         stats.seconds = round(time.perf_counter() - start, 3)
         path = self.cache.commit(stage.key, tmp, stats)
         return _report(stage, stats, cached=False), path
+
+
+CONTENT_KEEPING = frozenset({"decide", "join"})
+"""Stages that only set ``_reason`` or attach signals: cheap per document, and every kept document's
+content is its parent's."""
+
+CHEAP_STAGE_BYTES = 64 << 20
+"""Parquet bytes per Ray task for a content-keeping stage: below this a task's fixed cost (~30 ms)
+outweighs the work it would share out."""
 
 
 def _step_key(parent: str, stage: str, params: dict, *, step, op: Operator, seed: int, **extra) -> str:
@@ -278,39 +300,15 @@ def _step_key(parent: str, stage: str, params: dict, *, step, op: Operator, seed
     )
 
 
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
 def _by_source(batch, sources: list[str], inside: bool) -> pa.Table:
     import numpy as np
 
     mask = np.isin(batch["source"].astype(str), sources)
     return to_arrow({k: v[mask == inside] for k, v in batch.items()})
-
-
-def _stage_stats(folder: Path) -> StageStats:
-    """Counts and kept-document hash of a written stage, streamed from its Parquet parts."""
-    dropped: dict[str, int] = {}
-    dropped_by_source: dict[str, int] = {}
-    kept_by_source: dict[str, int] = {}
-    digests: list[bytes] = []
-    for batch in stage_dataset(folder).to_batches(columns=None):
-        cols = {n: batch.column(n).to_numpy(zero_copy_only=False) for n in batch.schema.names}
-        table = stats_batch(cols)
-        for src, reason, digest in zip(
-            *(table.column(c).to_pylist() for c in ("source", "reason", "digest")), strict=True
-        ):
-            if reason:
-                dropped[reason] = dropped.get(reason, 0) + 1
-                dropped_by_source[src] = dropped_by_source.get(src, 0) + 1
-            else:
-                kept_by_source[src] = kept_by_source.get(src, 0) + 1
-                digests.append(digest)
-    return StageStats(
-        docs_in=sum(dropped.values()) + len(digests),
-        docs_out=len(digests),
-        dropped=dict(sorted(dropped.items())),
-        dropped_by_source=dict(sorted(dropped_by_source.items())),
-        kept_by_source=dict(sorted(kept_by_source.items())),
-        kept_sha256=combine(digests),
-    )
 
 
 def _report(stage: Stage, stats: StageStats, cached: bool) -> StepReport:

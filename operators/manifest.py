@@ -54,7 +54,7 @@ def run_recipe(
     start = time.perf_counter()
     executor = Executor(recipe, use_cache=use_cache, num_blocks=num_blocks, progress=progress)
     inputs = executor.input_hashes
-    reports, counts, _ = executor.run(out)
+    reports, counts, text_bytes = executor.run(out)
     manifest = {
         "recipe_id": recipe.recipe_id(),
         "recipe_name": recipe.name,
@@ -66,6 +66,7 @@ def run_recipe(
         "input_docs": sum(c["input"] for c in counts.values()),
         "output_docs": sum(c["kept"] for c in counts.values()),
         "dropped_docs": sum(c["dropped"] for c in counts.values()),
+        "output_bytes": text_bytes,
         "output_sha256": [r for r in reports if r.chain == "decision"][-1].output_sha256,
         "outputs": {p.name: sha256_file(p) for p in sorted((out / "data").glob("*.parquet"))},
         "ledger": "ledger.parquet",

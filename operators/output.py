@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from operators.digest import combine, doc_digests
@@ -12,18 +13,19 @@ from operators.ledger import stage_rows
 from operators.stage_cache import stage_dataset
 
 
-def write_outputs(stage_folder: Path, data_dir: Path, sources: list[str]) -> dict[str, Path]:
-    """Write the kept rows of the last stage, per source, deterministically ordered."""
+def write_outputs(stage_folder: Path, data_dir: Path, sources: list[str]) -> dict[str, int]:
+    """Write the kept rows of the last stage, per source, deterministically ordered; returns the
+    UTF-8 bytes of each source's kept text."""
     data_dir.mkdir(parents=True, exist_ok=True)
     for old in data_dir.glob("*.parquet"):
         old.unlink()
     table = stage_rows(stage_folder, _columns(stage_folder), dropped=False)
-    paths = {}
+    text_bytes = {}
     for src in sources:
-        part = table.filter(pa.compute.equal(table.column("source"), src)).sort_by("id")
-        paths[src] = data_dir / f"{src}.parquet"
-        pq.write_table(part, paths[src])
-    return paths
+        part = table.filter(pc.equal(table.column("source"), src)).sort_by("id")
+        pq.write_table(part, data_dir / f"{src}.parquet")
+        text_bytes[src] = int(pc.sum(pc.binary_length(part.column("text").cast(pa.binary()))).as_py() or 0)
+    return text_bytes
 
 
 def _columns(stage_folder: Path) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.base import KEEP, SIGNAL_FILL, Operator
-from operators.digest import doc_digests
 from operators.stage_cache import stage_dataset
 
 LEDGER_COLUMNS = ("_reason", "_detail")
@@ -43,53 +43,83 @@ def kept_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {**batch, "_reason": np.full(n, KEEP, dtype=object), "_detail": np.full(n, "", dtype=object)}
 
 
-def step_batch(
-    batch: dict[str, np.ndarray], op: Operator, mode: str, sources: list[str] | None, join: str | None = None
-) -> pa.Table:
-    """Apply one operator stage (``map``, ``annotate``, ``decide`` or ``join``) to the live rows of a
-    batch, after joining in the signal columns of the annotate stage in ``join``; rows outside
+def step_batch(batch: dict[str, np.ndarray], op: Operator, mode: str, sources: list[str] | None) -> pa.Table:
+    """Apply one operator's ``map`` or ``annotate`` stage to the live rows of a batch; rows outside
     ``sources`` pass through, their new signal columns set to the fill value."""
     batch = kept_rows(batch)
-    if join:
-        batch = attach_signals(batch, join)
-    if mode == "join":
-        return to_arrow(batch)
     n = len(batch["id"])
     mask = np.ones(n, dtype=bool) if sources is None else np.isin(batch["source"].astype(str), sources)
     sub = batch if sources is None else {k: v[mask] for k, v in batch.items()}
-    if mode == "annotate":
-        updates = op.annotate(sub)  # type: ignore[attr-defined]
-    elif mode == "decide":
-        updates = {"_reason": op.decide(sub)}  # type: ignore[attr-defined]
-    else:
-        updates = op.map(sub)  # type: ignore[attr-defined]
+    updates = op.annotate(sub) if mode == "annotate" else op.map(sub)  # type: ignore[attr-defined]
     out = dict(batch)
     for col, values in updates.items():
         out[col] = _scatter(batch.get(col), np.asarray(values), mask, n, op.signals.get(col))
     return to_arrow(out)
 
 
+def decide_batch(table: pa.Table, op: Operator, mode: str, sources: list[str] | None, join: str | None) -> pa.Table:
+    """A ``decide`` or ``join`` stage on an Arrow batch: the live rows, the annotate stage's signal
+    columns from ``join`` attached by (source, id), and for ``decide`` the operator's drop reasons
+    for the rows of ``sources``. Only the columns the operator reads become numpy; the text passes
+    through untouched."""
+    if "_reason" in table.column_names:
+        table = table.filter(pc.equal(table["_reason"], KEEP))
+    n = table.num_rows
+    table = _with(table, "_reason", pa.array([KEEP] * n, pa.string()))
+    table = _with(table, "_detail", pa.array([""] * n, pa.string()))
+    if join:
+        index, signals = _signal_table(join)
+        keys = zip(table["source"].to_pylist(), table["id"].to_pylist(), strict=True)
+        rows = pa.array(np.fromiter((index[f"{s}\x1f{i}"] for s, i in keys), dtype=np.int64, count=n))
+        for col in signals.column_names:
+            table = _with(table, col, signals[col].take(rows))
+    if mode == "join":
+        return table
+    if sources is None:
+        return _with(table, "_reason", pa.array(op.decide(ArrowColumns(table)), pa.string()))  # type: ignore[attr-defined]
+    mask = pc.is_in(table["source"], value_set=pa.array(sources, pa.string()))
+    reasons = np.full(n, KEEP, dtype=object)
+    reasons[mask.to_numpy(zero_copy_only=False)] = op.decide(ArrowColumns(table.filter(mask)))  # type: ignore[attr-defined]
+    return _with(table, "_reason", pa.array(reasons.tolist(), pa.string()))
+
+
+class ArrowColumns(Mapping[str, np.ndarray]):
+    """An Arrow table seen as the ``{column: numpy array}`` batch operators take; a column is
+    converted when first read."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self._converted: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._converted:
+            self._converted[name] = self.table[name].to_numpy(zero_copy_only=False)
+        return self._converted[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table.column_names)
+
+    def __len__(self) -> int:
+        return self.table.num_columns
+
+
 BASE_COLUMNS = frozenset(("id", "text", "source", "url", "meta", "_reason", "_detail"))
 
 
 @functools.lru_cache(maxsize=8)
-def _signal_table(folder: str) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+def _signal_table(folder: str) -> tuple[dict[str, int], pa.Table]:
     """(source, id) -> row, and the signal columns, of an annotate stage (loaded once per process)."""
     table = stage_dataset(Path(folder)).to_table(filter=pc.field("_reason") == "")
     keys = pc.binary_join_element_wise(table.column("source"), table.column("id"), "\x1f").to_pylist()
-    columns = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names if c not in BASE_COLUMNS}
-    return {k: i for i, k in enumerate(keys)}, columns
+    signals = table.select([c for c in table.column_names if c not in BASE_COLUMNS]).combine_chunks()
+    return {k: i for i, k in enumerate(keys)}, signals
 
 
-def attach_signals(batch: dict[str, np.ndarray], folder: str) -> dict[str, np.ndarray]:
-    """The batch with the annotate stage's signal columns for its rows (joined on source and id)."""
-    index, columns = _signal_table(folder)
-    rows = np.fromiter(
-        (index[f"{s}\x1f{i}"] for s, i in zip(batch["source"], batch["id"], strict=True)),
-        dtype=np.int64,
-        count=len(batch["id"]),
-    )
-    return {**batch, **{c: values[rows] for c, values in columns.items()}}
+def _with(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """``table`` with column ``name`` set to ``values`` (replaced in place, or appended)."""
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, values)
+    return table.append_column(name, values)
 
 
 def _scatter(old: np.ndarray | None, values: np.ndarray, mask: np.ndarray, n: int, dtype: str | None) -> np.ndarray:
@@ -118,17 +148,3 @@ def to_arrow(batch: dict[str, np.ndarray]) -> pa.Table:
         else:
             arrays[col] = pa.array(values)
     return pa.table(arrays)
-
-
-def stats_batch(batch: dict[str, np.ndarray]) -> pa.Table:
-    """Per row: source, drop reason (code before any ':' detail) and the document digest if kept."""
-    reasons = np.asarray([str(r).split(":", 1)[0] for r in batch["_reason"]], dtype=object)
-    digests = doc_digests(batch)
-    digests[reasons != KEEP] = b""
-    return pa.table(
-        {
-            "source": pa.array(batch["source"].tolist(), type=pa.string()),
-            "reason": pa.array(reasons.tolist(), type=pa.string()),
-            "digest": pa.array(digests.tolist(), type=pa.binary()),
-        }
-    )

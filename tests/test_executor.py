@@ -124,3 +124,31 @@ def test_output_is_identical_across_block_counts(shared_data: Path, ray_started:
     assert a["output_sha256"] == b["output_sha256"]
     assert a["outputs"] == b["outputs"]  # the Parquet files themselves are byte-identical
     assert a["sources"]["legal"]["kept"] == b["sources"]["legal"]["kept"]
+
+
+def test_decision_stage_hashes_its_kept_documents_from_the_parent_digests(example_run, tmp_path: Path) -> None:
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    from operators.stage_cache import StageCache
+    from operators.stage_stats import DIGESTS, stage_stats
+
+    _, manifest = example_run
+    steps = {(s["index"], s["stage"]): s for s in manifest["steps"]}
+    cache = StageCache()
+    parent = cache.path(steps[(0, "map")]["key"])
+    stage = tmp_path / "stage"
+    shutil.copytree(cache.path(steps[(1, "decide")]["key"]), stage)
+
+    derived = stage_stats(stage, unchanged_from=parent)
+    assert derived == stage_stats(stage)  # from the parent's digests == rehashing the text
+    assert (derived.docs_in, derived.docs_out, derived.dropped) == (1463, 1370, {"too_few_words": 93})
+    assert derived.kept_sha256 == steps[(1, "decide")]["output_sha256"]
+
+    lying = tmp_path / "parent"  # the derived hash really comes from the parent's file
+    lying.mkdir()
+    known = feather.read_table(str(parent / DIGESTS))
+    feather.write_feather(known.set_column(2, "digest", pa.array([b"x" * 32] * known.num_rows)), str(lying / DIGESTS))
+    assert stage_stats(stage, unchanged_from=lying).kept_sha256 != derived.kept_sha256
