@@ -9,7 +9,6 @@ run per command, one child per seed (params, per-step loss, final metrics, model
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import typer
 from agent.console import EXIT_REFUSED, console, fail, print_json
 from evaluators.model import PRESETS
 from evaluators.targets import Target
-from operators.env import apply_offline_defaults, workspace
+from operators.env import apply_offline_defaults
 from operators.manifest import load_manifest
 from operators.recipe import Mixture, RecipeError, recipe_from_yaml, shared_data_dir
 
@@ -156,20 +155,13 @@ def train_cmd(
     )
 
 
-def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the workspace's ``mlflow.db``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workspace() / 'mlflow.db'}"
-
-
 def log_to_mlflow(summary: SeedSummary, experiment: str, run_dir: Path, metrics_path: Path) -> str:
     """One parent run (mean/std per target, metrics.json) and one child per seed; returns the parent id."""
-    import mlflow
     from mlflow.entities import Metric
 
-    mlflow.set_tracking_uri(tracking_uri())
-    if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=(workspace() / "mlartifacts").resolve().as_uri())
-    mlflow.set_experiment(experiment)
+    from experiments.tracking import mlflow_client
+
+    mlflow = mlflow_client(experiment)
     client = mlflow.MlflowClient()
     first = summary.results[0]
     with mlflow.start_run(run_name=f"train-{first.preset}") as parent:

@@ -9,9 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from experiments.search_config import SearchConfig
 from experiments.targets import exclude_held_out
 from operators.manifest import run_recipe
@@ -60,12 +57,16 @@ def evaluate_trial(
     manifest = run_recipe(exclude_held_out(recipe, config.held_out_ids), run_dir)
     out.manifest_path = run_dir / "manifest.json"
     out.seconds["pipeline"] = time.perf_counter() - start
-    out.retained_tokens = retained_bytes(run_dir)
+    out.retained_tokens = sum(manifest["output_bytes"].values())  # byte-level tokenizer: bytes = tokens
     out.drop_rates = drop_rates(manifest)
 
+    reporting = 0.0  # the pruner's storage writes happen inside training, but are search overhead
+
     def on_eval(step: int, tokens_seen: int, scores: dict[str, float]) -> bool:
-        value = weighted(scores, config)
-        stop = report(step, value)
+        nonlocal reporting
+        began = time.perf_counter()
+        stop = report(step, weighted(scores, config))
+        reporting += time.perf_counter() - began
         if stop:
             out.pruned, out.pruned_at = True, step
         return stop
@@ -75,7 +76,7 @@ def evaluate_trial(
     )
     out.bpb = result["bpb"]
     out.objective = weighted(out.bpb, config)
-    out.seconds.update({"train": result["train_seconds"], "eval": result["eval_seconds"]})
+    out.seconds.update({"train": result["train_seconds"], "eval": result["eval_seconds"] - reporting})
     out.seconds["total"] = time.perf_counter() - start
     out.seconds["overhead"] = max(
         0.0, out.seconds["total"] - out.seconds["pipeline"] - out.seconds["train"] - out.seconds["eval"]
@@ -112,15 +113,6 @@ def train_and_score(
         "params": res.params,
         "tokens": res.tokens,
     }
-
-
-def retained_bytes(run_dir: Path) -> int:
-    """UTF-8 bytes of every kept document (= tokens under the byte-level tokenizer)."""
-    total = 0
-    for f in (run_dir / "data").glob("*.parquet"):
-        col = pq.read_table(f, columns=["text"]).column("text")
-        total += int(pc.sum(pc.binary_length(col.cast("binary"))).as_py() or 0)
-    return total
 
 
 def drop_rates(manifest: dict[str, Any]) -> dict[str, float]:

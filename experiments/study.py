@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 from experiments.objective import TrialOutcome, evaluate_trial, failure_text
 from experiments.search_config import SearchConfig
 from experiments.targets import prepare_targets
-from experiments.tracking import flat_params, mlflow_client, numeric
+from experiments.tracking import flat_params, mlflow_client, numeric, write_ahead_log
 from operators.recipe import Recipe, RecipeError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -94,6 +94,7 @@ class Search:
 
     def study(self) -> optuna.Study:
         directions = ["minimize", "maximize"] if self.config.objective.retained_tokens else ["minimize"]
+        write_ahead_log(self.folder / "study.db")
         return optuna.create_study(
             storage=f"sqlite:///{self.folder / 'study.db'}",
             study_name=self.config.study_name,
@@ -172,44 +173,32 @@ class Search:
         trial_dir = self.folder / "trials" / f"{trial.number:04d}"
         multi = self.config.objective.retained_tokens
         mlflow = mlflow_client()
-        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True) as child:
+        tags = {"dataplan.trial": str(trial.number), "dataplan.recipe_id": recipe.recipe_id()}
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, tags=tags) as child:
             trial.set_user_attr("recipe_id", recipe.recipe_id())
             trial.set_user_attr("mlflow_run", child.info.run_id)
-            mlflow.set_tags({"dataplan.trial": str(trial.number), "dataplan.recipe_id": recipe.recipe_id()})
-            mlflow.log_params(flat_params("", values))
+            mlflow.log_params(flat_params("", values))  # now, so a killed trial's run still shows them
             mlflow.log_text(recipe.to_yaml(), "recipe.yaml")
+            curve: list[tuple[int, float]] = []
 
             def report(step: int, value: float) -> bool:
+                curve.append((step, value))  # logged to MLflow with the results: one store transaction
                 if multi:
                     return False
                 trial.report(value, step)
-                mlflow.log_metric("intermediate_bpb", value, step=step)
                 return trial.should_prune()
 
             try:
                 outcome = evaluate_trial(recipe, trial_dir, self.config, report)
             except Exception as err:
                 trial.set_user_attr("error", failure_text(err))
+                _log_trial(mlflow, child.info.run_id, curve, None)
                 raise
-            self._record(trial, outcome, mlflow)
+            _record(trial, outcome)
+            _log_trial(mlflow, child.info.run_id, curve, outcome)
             if outcome.pruned:
-                mlflow.set_tag("dataplan.state", "pruned")
                 raise optuna.TrialPruned(f"pruned at step {outcome.pruned_at}")
         return (outcome.objective, outcome.retained_tokens) if multi else outcome.objective
-
-    @staticmethod
-    def _record(trial: optuna.Trial, outcome: TrialOutcome, mlflow: Any) -> None:
-        attrs = outcome.attrs()
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        mlflow.log_metrics(
-            {
-                **numeric({**attrs.get("bpb", {}), **{k: v for k, v in attrs.items() if not isinstance(v, dict)}}),
-                **{f"bpb.{k}": v for k, v in attrs.get("bpb", {}).items()},
-                **{f"drop_rate.{k}": v for k, v in attrs.get("drop_rates", {}).items()},
-            }
-        )  # one call: each is a transaction in the tracking store
-        mlflow.log_artifact(str(outcome.manifest_path))
 
     # ---- interruption handling ---------------------------------------------------------------
 
@@ -237,6 +226,34 @@ class Search:
             yield
         finally:
             pid_file.unlink(missing_ok=True)
+
+
+def _record(trial: optuna.Trial, outcome: TrialOutcome) -> None:
+    for key, value in outcome.attrs().items():
+        trial.set_user_attr(key, value)
+
+
+def _log_trial(mlflow: Any, run_id: str, curve: list[tuple[int, float]], outcome: TrialOutcome | None) -> None:
+    """A trial's intermediate curve and results in one MLflow call (each call is a transaction in
+    the tracking store), then its manifest."""
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    metrics = [Metric("intermediate_bpb", value, now, step) for step, value in curve]
+    tags = []
+    if outcome is not None:
+        attrs = outcome.attrs()
+        final = {
+            **numeric({**attrs["bpb"], **{k: v for k, v in attrs.items() if not isinstance(v, dict)}}),
+            **{f"bpb.{k}": v for k, v in attrs["bpb"].items()},
+            **{f"drop_rate.{k}": v for k, v in attrs["drop_rates"].items()},
+        }
+        metrics += [Metric(k, v, now, 0) for k, v in final.items()]
+        if outcome.pruned:
+            tags.append(RunTag("dataplan.state", "pruned"))
+    mlflow.MlflowClient().log_batch(run_id, metrics=metrics, tags=tags)
+    if outcome is not None and outcome.manifest_path is not None:
+        mlflow.log_artifact(str(outcome.manifest_path))
 
 
 def trial_summary(t: optuna.trial.FrozenTrial) -> dict[str, Any]:

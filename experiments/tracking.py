@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from operators.env import apply_offline_defaults, workspace
@@ -15,14 +19,42 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workspace() / 'mlflow.db'}"
 
 
-def mlflow_client():
-    """The ``mlflow`` module pointed at our tracking store and experiment."""
+def mlflow_client(experiment: str = EXPERIMENT):
+    """The ``mlflow`` module pointed at our tracking store and ``experiment``. With a SQLite store
+    the experiment's artifacts go beside the database (``mlartifacts/``), not into the current
+    directory's ``mlruns/`` (MLflow's default)."""
     apply_offline_defaults()
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_experiment(EXPERIMENT)
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///"):
+        _ensure_experiment(uri, experiment)
+    mlflow.set_experiment(experiment)
     return mlflow
+
+
+@functools.cache
+def _ensure_experiment(uri: str, experiment: str) -> None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    write_ahead_log(db)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        with contextlib.suppress(MlflowException):  # another process created it first
+            mlflow.create_experiment(experiment, artifact_location=(db.parent / "mlartifacts").resolve().as_uri())
+
+
+@functools.cache
+def write_ahead_log(db: Path) -> None:
+    """Put a SQLite database (created if absent) in WAL mode, which the file keeps: a commit then
+    appends to the log instead of rewriting pages through a rollback journal (a search commits
+    tens of times a trial), and readers (the MLflow UI, `dataplan status`) never block the writer.
+    Committed trials still survive a killed process."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
 
 
 def flat_params(prefix: str, data: dict[str, Any]) -> dict[str, str]:

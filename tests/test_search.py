@@ -101,6 +101,16 @@ def test_small_search_runs_trials_reuses_signals_and_tracks_in_mlflow(
             assert 0 < t.values[0] < 8 and set(t.user_attrs["bpb"]) == {"code_heldout"}
         children = _mlflow_children(tmp_path, search.config.mlflow_parent_run)
         assert children == [(str(i), "FINISHED") for i in range(5)]
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+        run = client.get_run(trials[2].user_attrs["mlflow_run"])
+        assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())  # beside the store
+        assert {"manifest.json", "recipe.yaml"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert run.data.params == {k: str(v) for k, v in trials[2].params.items()}
+        assert run.data.metrics["objective"] == trials[2].values[0]
+        curve = client.get_metric_history(run.info.run_id, "intermediate_bpb")
+        assert [m.step for m in curve] == sorted(trials[2].intermediate_values)
 
         final = finalize(tmp_path / "s", confirm=True, confirm_tokens=16384, seeds=(0, 1))
         report = (tmp_path / "s" / "report.md").read_text()
