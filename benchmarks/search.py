@@ -5,7 +5,9 @@ of code), a fixed trial budget, 3 repetitions each. Reports the best objective a
 (mean and std over repetitions), whether TPE beats random beyond the spread, and the time per
 trial after the first split into pipeline, training, evaluation and the rest (sampling, Optuna,
 MLflow); ``search_overhead_fraction`` is everything but training and evaluation over the trial's
-wall time. Then the first TPE study is finalized: the predicted-optimal recipe is confirmed with 3 seeds
+wall time. Training is the proxy's optimizer steps; evaluation is the rest of the proxy's work
+(sampling and packing its tokens from the run's output, intermediate and final bits-per-byte, the
+contamination check, saving the model); the pruner's storage writes during training are overhead. Then the first TPE study is finalized: the predicted-optimal recipe is confirmed with 3 seeds
 at twice the tokens against the natural, uniform, unfiltered and FineWeb-style baselines.
 
     python benchmarks/search.py --json search.json [--trials 20] [--reps 3] [--tokens 200000]
