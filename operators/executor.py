@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,9 +34,9 @@ from pydantic import BaseModel
 from operators.base import GlobalOperator, Operator, StepContext, get_operator
 from operators.ledger import LedgerError, write_ledger
 from operators.output import write_outputs
-from operators.recipe import Recipe
+from operators.recipe import Recipe, RecipeError
 from operators.stage_cache import StageCache, StageStats, code_version, parquet_parts, read_stage, stage_key
-from operators.stage_stats import stage_stats
+from operators.stage_stats import repeated_ids, stage_stats
 from operators.stages import decide_batch, read_files, step_batch, to_arrow
 
 
@@ -271,6 +272,8 @@ class Executor:
         unchanged = stage.stage in CONTENT_KEEPING
         parent_ds = None if parent is None else read_stage(parent, self._blocks(parent, cheap=unchanged))
         stage.build(parent_ds, join).write_parquet(str(tmp), compression="lz4")
+        if stage.stage == "read":
+            _refuse_repeated_ids(tmp)
         stats = stage_stats(tmp, unchanged_from=parent if unchanged else None)
         stats.seconds = round(time.perf_counter() - start, 3)
         path = self.cache.commit(stage.key, tmp, stats)
@@ -298,6 +301,20 @@ def _step_key(parent: str, stage: str, params: dict, *, step, op: Operator, seed
         seed=seed if isinstance(op, GlobalOperator) else None,
         **extra,
     )
+
+
+def _refuse_repeated_ids(folder: Path) -> None:
+    """Signals are joined and the ledger is written by (source, id): two records of one source
+    with the same id would get each other's signals and fates."""
+    repeated = repeated_ids(folder)
+    if repeated:
+        shutil.rmtree(folder)
+        src, ids = next(iter(repeated.items()))
+        raise RecipeError(
+            f"source {src!r}: ids carried by more than one record: {len(ids)} (e.g. {ids[:3]}); ids must be "
+            "unique within a source. Set the source's `params: {id_field: ...}` to a unique field, or to '' to "
+            "identify records by file and position"
+        )
 
 
 def _str(path: Path | None) -> str | None:

@@ -41,6 +41,17 @@ def stage_stats(folder: Path, unchanged_from: Path | None = None) -> StageStats:
     )
 
 
+def repeated_ids(folder: Path) -> dict[str, list[str]]:
+    """Per source, the ids that more than one record of a read stage carries (a few examples each)."""
+    t = stage_dataset(folder).to_table(columns=KEY)
+    counts = t.group_by(KEY).aggregate([("id", "count")])
+    repeated = counts.filter(pc.greater(counts["id_count"], 1))
+    found: dict[str, list[str]] = {}
+    for src, doc_id in zip(repeated["source"].to_pylist(), repeated["id"].to_pylist(), strict=True):
+        found.setdefault(src, []).append(doc_id)
+    return {src: sorted(ids) for src, ids in sorted(found.items())}
+
+
 def _computed(folder: Path) -> pa.Table:
     parts = []
     for batch in stage_dataset(folder).to_batches(columns=None):

@@ -82,3 +82,23 @@ def test_bad_records_become_ledger_entries_with_exact_reasons(
     assert empty["id"] == "empty.jsonl@0"
     malformed = dropped.filter(pc.equal(dropped["reason"], "malformed_json")).to_pylist()[0]
     assert malformed["id"].startswith("mixed.jsonl@") and "line 1" in malformed["detail"]
+
+
+def test_repeated_ids_within_a_source_are_refused_with_the_fix(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    import pytest
+
+    from operators.recipe import RecipeError
+
+    books = [json.loads(line) for line in _real_lines(shared_data, "books_gutenberg.jsonl", 3)]
+    books[2]["id"] = books[0]["id"]  # two different texts under one id
+    (tmp_path / "books.jsonl").write_text("".join(json.dumps(b) + "\n" for b in books))
+    source = {"name": "books", "uri": str(tmp_path / "books.jsonl")}
+    steps = [{"op": "length_filter", "params": {"min_words": 10}}]
+    with pytest.raises(RecipeError, match=r"source 'books': ids carried by more than one record: 1 .*id_field"):
+        run_recipe(recipe_from_dict({"sources": [source], "steps": steps}), tmp_path / "out")
+
+    by_position = {**source, "params": {"id_field": ""}}  # the fix the message names
+    manifest = run_recipe(recipe_from_dict({"sources": [by_position], "steps": steps}), tmp_path / "out2")
+    assert manifest["sources"]["books"] == {"input": 3, "kept": 3, "dropped": 0}
