@@ -284,9 +284,9 @@ CONTENT_KEEPING = frozenset({"decide", "join"})
 """Stages that only set ``_reason`` or attach signals: cheap per document, and every kept document's
 content is its parent's."""
 
-CHEAP_STAGE_BYTES = 64 << 20
-"""Parquet bytes per Ray task for a content-keeping stage: below this a task's fixed cost (~30 ms)
-outweighs the work it would share out."""
+CHEAP_STAGE_BYTES = 16 << 20
+"""Parquet bytes per Ray task for a content-keeping stage: a task's fixed cost is ~30 ms, its work
+on 16 MiB (reading, deciding, writing) several times that."""
 
 
 def _step_key(parent: str, stage: str, params: dict, *, step, op: Operator, seed: int, **extra) -> str:
