@@ -173,9 +173,10 @@ class Search:
         trial_dir = self.folder / "trials" / f"{trial.number:04d}"
         multi = self.config.objective.retained_tokens
         mlflow = mlflow_client()
-        tags = {"dataplan.trial": str(trial.number), "dataplan.recipe_id": recipe.recipe_id()}
+        recipe_id = recipe.recipe_id()
+        tags = {"dataplan.trial": str(trial.number), "dataplan.recipe_id": recipe_id}
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, tags=tags) as child:
-            trial.set_user_attr("recipe_id", recipe.recipe_id())
+            trial.set_user_attr("recipe_id", recipe_id)
             trial.set_user_attr("mlflow_run", child.info.run_id)
             mlflow.log_params(flat_params("", values))  # now, so a killed trial's run still shows them
             mlflow.log_text(recipe.to_yaml(), "recipe.yaml")

@@ -272,9 +272,9 @@ class Executor:
         unchanged = stage.stage in CONTENT_KEEPING
         parent_ds = None if parent is None else read_stage(parent, self._blocks(parent, cheap=unchanged))
         stage.build(parent_ds, join).write_parquet(str(tmp), compression="lz4")
+        stats = stage_stats(tmp, unchanged_from=parent if unchanged else None)
         if stage.stage == "read":
             _refuse_repeated_ids(tmp)
-        stats = stage_stats(tmp, unchanged_from=parent if unchanged else None)
         stats.seconds = round(time.perf_counter() - start, 3)
         path = self.cache.commit(stage.key, tmp, stats)
         return _report(stage, stats, cached=False), path

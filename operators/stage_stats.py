@@ -42,8 +42,9 @@ def stage_stats(folder: Path, unchanged_from: Path | None = None) -> StageStats:
 
 
 def repeated_ids(folder: Path) -> dict[str, list[str]]:
-    """Per source, the ids that more than one record of a read stage carries (a few examples each)."""
-    t = stage_dataset(folder).to_table(columns=KEY)
+    """Per source, the ids that more than one kept document of a stage carries, read from the
+    ``digests.arrow`` that ``stage_stats`` wrote (unreadable records have unique file@offset ids)."""
+    t = feather.read_table(str(folder / DIGESTS), columns=KEY)
     counts = t.group_by(KEY).aggregate([("id", "count")])
     repeated = counts.filter(pc.greater(counts["id_count"], 1))
     found: dict[str, list[str]] = {}
@@ -71,17 +72,16 @@ def _computed(folder: Path) -> pa.Table:
 
 
 def _derived(folder: Path, parent: Path) -> pa.Table | None:
-    """Digests looked up in the parent's ``digests.arrow``; None when it is missing or its keys are
-    not unique (a source with repeated ids), so the caller hashes the content instead."""
+    """Digests looked up in the parent's ``digests.arrow``; None when it is missing (a stage cached
+    before these files existed) or does not match one digest to each kept row, so the caller hashes
+    the content instead."""
     if not (parent / DIGESTS).is_file():
-        return None
-    known = feather.read_table(str(parent / DIGESTS))
-    if known.group_by(KEY).aggregate([]).num_rows != known.num_rows:
         return None
     t = stage_dataset(folder).to_table(columns=[*KEY, "_reason"])
     rows = pa.table({"source": t["source"], "id": t["id"], "reason": _reason_codes(t["_reason"])})
-    kept = rows.filter(pc.equal(rows["reason"], KEEP)).join(known, KEY, join_type="left outer")
-    if kept["digest"].null_count:
+    alive = rows.filter(pc.equal(rows["reason"], KEEP))
+    kept = alive.join(feather.read_table(str(parent / DIGESTS)), KEY, join_type="left outer")
+    if kept.num_rows != alive.num_rows or kept["digest"].null_count:
         return None
     dropped = rows.filter(pc.not_equal(rows["reason"], KEEP))
     dropped = dropped.append_column("digest", pa.nulls(dropped.num_rows, pa.binary()))
