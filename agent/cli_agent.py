@@ -13,8 +13,7 @@ from langgraph.types import Command
 from rich.markup import escape
 
 from agent.console import EXIT_FAILED, console, fail, print_json
-from operators.ray_session import ray_session
-from operators.recipe import RecipeError
+from operators import RecipeError, ray_session
 
 YES = typer.Option(False, "--yes", "-y", help="approve the proposal without review")
 

@@ -7,9 +7,7 @@ from pathlib import Path
 import typer
 
 from agent.console import console, fail, print_json
-from operators.quality_classifier import train_classifier
-from operators.recipe import RecipeError
-from operators.reference import read_texts
+from operators import RecipeError, read_texts, train_classifier
 
 app = typer.Typer(
     help="Train the quality classifier that the `quality_classifier` step scores with.", no_args_is_help=True

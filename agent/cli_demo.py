@@ -69,7 +69,7 @@ def demo(
 
 def _build_corpus(corpus_dir: Path | None, seed: int, scale: float) -> tuple[dict[str, str], Path]:
     """Build the demo corpus, print what it holds and where; returns its sources and target file."""
-    from operators.env import workspace
+    from operators import workspace
     from tools.demo_data import DemoDataError, build_demo_corpus
 
     out = (corpus_dir or workspace() / "demo" / f"corpus-seed{seed}").resolve()

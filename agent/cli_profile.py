@@ -12,8 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.console import console, fail, print_json
-from operators.profile import SourceProfile, profile_sources
-from operators.recipe import NAME_PATTERN, RecipeError
+from operators import NAME_PATTERN, RecipeError, SourceProfile, profile_sources
 
 TOP_LANGUAGES = 10
 

@@ -9,10 +9,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agent.console import EXIT_FAILED, console, fail, print_json
-from operators.executor import LedgerError, StepReport
-from operators.manifest import load_manifest, replay, run_recipe
-from operators.ray_session import ray_session
-from operators.recipe import RecipeError, load_recipe
+from operators import LedgerError, RecipeError, StepReport, load_manifest, load_recipe, ray_session, replay, run_recipe
 
 RAY_ADDRESS = typer.Option(
     None, "--ray-address", envvar="RAY_ADDRESS", help="join this Ray cluster (default: local Ray)"

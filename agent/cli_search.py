@@ -9,8 +9,7 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agent.console import EXIT_FAILED, console, fail, print_json
-from operators.ray_session import ray_session
-from operators.recipe import RecipeError, load_recipe
+from operators import RecipeError, load_recipe, ray_session
 
 EXIT_INTERRUPTED = 130
 
@@ -148,7 +147,7 @@ def _recipe_from_space(space: Path, data: dict) -> Path:
 
 
 def _default_dir(space: Path) -> Path:
-    from operators.env import workspace
+    from operators import workspace
 
     return workspace() / "searches" / space.stem
 

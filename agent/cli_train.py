@@ -19,9 +19,7 @@ import typer
 from agent.console import EXIT_REFUSED, console, fail, print_json
 from evaluators.model import PRESETS
 from evaluators.targets import Target
-from operators.env import apply_offline_defaults
-from operators.manifest import load_manifest
-from operators.recipe import Mixture, RecipeError, recipe_from_yaml, shared_data_dir
+from operators import Mixture, RecipeError, apply_offline_defaults, load_manifest, recipe_from_yaml, shared_data_dir
 
 if TYPE_CHECKING:
     from evaluators.proxy import SeedSummary

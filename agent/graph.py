@@ -20,7 +20,7 @@ from langgraph.types import interrupt
 
 from agent.goal import Goal
 from agent.planner import planner_for
-from operators.env import workspace
+from operators import workspace
 from tools.base import ToolResult, dispatch
 
 UNAPPROVED_BUDGET = 1_000_000.0

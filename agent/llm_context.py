@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from operators.recipe import Recipe, RecipeError, Source
+from operators import Recipe, RecipeError, Source
 
 EXCERPTS_PER_SOURCE = 2
 EXCERPT_CHARS = 400

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from agent.goal import GOAL_DEFAULTS, Goal
 from agent.graph import logged
 from agent.llm_context import numbers_only, source_excerpts, summary_json
-from operators.env import apply_offline_defaults
+from operators import apply_offline_defaults
 from tools.base import ToolResult, dispatch, tool_schemas, validation_message
 from tools.catalog import PLANNING_TOOLS
 

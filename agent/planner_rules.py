@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from agent.goal import GOAL_DEFAULTS, Goal
-from operators.base import Filter, all_operators
+from operators import Filter, all_operators
 from tools.base import dispatch
 
 LANGUAGES = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from operators.manifest import replay as replay_manifest
+from operators import replay as replay_manifest
 from tools.base import dispatch
 
 REDISPATCH = {"list_operators", "describe_operator", "profile_sources", "validate_recipe", "propose", "run_pipeline"}

@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from operators.recipe import shared_data_dir  # noqa: E402
-from operators.text_hashing import words  # noqa: E402
+from operators import shared_data_dir  # noqa: E402
+from operators.text.text_hashing import words  # noqa: E402
 
 LEVELS = (0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
 VARIANT_PREFIX = "~dup/"
@@ -116,10 +116,7 @@ def _labelled_pairs(shared: Path) -> tuple[list[dict], dict]:
 
 
 def run_ours(corpus: Path, result: Path, workers: int) -> None:
-    from operators.ledger import read_ledger
-    from operators.manifest import run_recipe
-    from operators.ray_session import ensure_ray
-    from operators.recipe import recipe_from_dict
+    from operators import ensure_ray, read_ledger, recipe_from_dict, run_recipe
 
     ensure_ray(num_cpus=workers)
     recipe = recipe_from_dict(
@@ -248,7 +245,7 @@ def candidate_probability(trials: int = 4000, seed: int = 0) -> dict:
     """Empirical P(some band of 14x8 collides) for shingle sets at Jaccard s, vs 1-(1-s^8)^14."""
     import numpy as np
 
-    from operators.minhash_dedup import band_keys, signatures
+    from operators.dedup.minhash_dedup import band_keys, signatures
 
     rng = np.random.default_rng(seed)
     out = {}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from operators.warc_reader import WarcReader
+from operators.readers.warc_reader import WarcReader
 from tools.demo_data import build_demo_corpus
 
 

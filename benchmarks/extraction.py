@@ -31,8 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from operators.html_extract import HtmlExtract
-from operators.warc_reader import decode_html
+from operators.mappers.html_extract import HtmlExtract
+from operators.readers.warc_reader import decode_html
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 

@@ -33,10 +33,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from operators.base import get_operator  # noqa: E402
-from operators.c4_quality import C4LineFilter  # noqa: E402
-from operators.recipe import shared_data_dir  # noqa: E402
-from operators.text_stats import reset, spacy_words  # noqa: E402
+from operators import get_operator, shared_data_dir  # noqa: E402
+from operators.filters.c4_quality import C4LineFilter  # noqa: E402
+from operators.text.text_stats import reset, spacy_words  # noqa: E402
 
 PEER = REPO / "benchmarks" / "peers" / "datatrove"
 FILTERS = ("gopher_quality", "gopher_repetition", "fineweb_quality", "c4_quality")  # C4 rewrites text: last

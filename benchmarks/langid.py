@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from operators.language_id import LanguageId, identifier
+from operators.filters.language_id import LanguageId, identifier
 
 SAME = {"nb": "no"}
 BATCH = 1000

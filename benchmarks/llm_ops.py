@@ -32,9 +32,9 @@ from llm_server import ChatServer  # noqa: E402
 from evaluators.model import get_preset  # noqa: E402
 from evaluators.packing import pack  # noqa: E402
 from evaluators.trainer import save_model, train  # noqa: E402
-from operators.llm_backends import LitellmBackend, LLMConfig, TransformersBackend, _litellm  # noqa: E402
-from operators.llm_ops import LlmQualityScore  # noqa: E402
-from operators.recipe import shared_data_dir  # noqa: E402
+from operators import shared_data_dir  # noqa: E402
+from operators.llm.llm_backends import LitellmBackend, LLMConfig, TransformersBackend, _litellm  # noqa: E402
+from operators.llm.llm_ops import LlmQualityScore  # noqa: E402
 
 
 def _jsonl(path: Path, n: int) -> list[str]:

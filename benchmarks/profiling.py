@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from operators.profile import profile_source
+from operators.profiling.profile import profile_source
 
 SOURCES = {
     "legal": "domains/legal_spdx_license_texts.jsonl",

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from operators.env import apply_offline_defaults  # noqa: E402
+from operators import apply_offline_defaults  # noqa: E402
 
 apply_offline_defaults()
 
@@ -34,9 +34,7 @@ from evaluators.hardware import matmul_ceiling, set_threads  # noqa: E402
 from evaluators.model import flops_per_token, get_preset  # noqa: E402
 from evaluators.proxy import evaluate_seeds  # noqa: E402
 from evaluators.targets import Target  # noqa: E402
-from operators.manifest import run_recipe  # noqa: E402
-from operators.ray_session import ray_session  # noqa: E402
-from operators.recipe import load_recipe  # noqa: E402
+from operators import load_recipe, ray_session, run_recipe  # noqa: E402
 
 TARGETS = [Target(name="code", source="code"), Target(name="books", source="books")]
 

@@ -24,7 +24,7 @@ from evaluators.hardware import matmul_ceiling  # noqa: E402
 from evaluators.model import flops_per_token, get_preset  # noqa: E402
 from evaluators.packing import pack  # noqa: E402
 from evaluators.trainer import train  # noqa: E402
-from operators.recipe import shared_data_dir  # noqa: E402
+from operators import shared_data_dir  # noqa: E402
 
 
 def corpus(min_bytes: int) -> tuple[list[str], str]:

@@ -23,8 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from operators.ray_session import ray_session
-from operators.recipe import recipe_from_dict, shared_data_dir
+from operators import ray_session, recipe_from_dict, shared_data_dir
 
 
 def task(shared: Path, tokens: int) -> tuple[dict, dict]:

@@ -21,12 +21,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from operators.manifest import run_recipe  # noqa: E402
-from operators.output import read_output  # noqa: E402
-from operators.quality_classifier import train_classifier  # noqa: E402
-from operators.ray_session import ensure_ray  # noqa: E402
-from operators.recipe import recipe_from_dict, shared_data_dir  # noqa: E402
-from operators.reference import read_texts  # noqa: E402
+from operators import (  # noqa: E402
+    ensure_ray,
+    read_output,
+    read_texts,
+    recipe_from_dict,
+    run_recipe,
+    shared_data_dir,
+    train_classifier,
+)
 
 POOL = {
     "medical": "medical_pubmedqa_abstracts.jsonl",

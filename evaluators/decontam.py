@@ -1,6 +1,6 @@
 """Per-set contamination report: word 13-gram overlap between a training stream and evaluation sets.
 
-Uses the n-gram index of ``operators.decontaminate`` (the operator that drops contaminated
+Uses the n-gram index of ``operators.filters.decontaminate`` (the operator that drops contaminated
 documents), so the report and the filter agree on what overlaps.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from operators.decontaminate import NGRAM, count_in, doc_ngrams
+from operators import NGRAM, count_in, doc_ngrams
 
 
 def contamination_report(

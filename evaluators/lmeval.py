@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from operators.env import apply_offline_defaults
+from operators import apply_offline_defaults
 
 PREFIX = "dataplan"
 QUERY_SUFFIX = {"arc_easy": "\nAnswer:", "arc_challenge": "\nAnswer:"}

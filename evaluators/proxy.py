@@ -41,8 +41,7 @@ from evaluators.packing import pack
 from evaluators.sampler import load_pools, sample_mixture
 from evaluators.targets import Target, resolve_targets
 from evaluators.trainer import save_model, train
-from operators.decontaminate import read_eval_texts
-from operators.recipe import Mixture
+from operators import Mixture, read_eval_texts
 
 DEFAULT_TOKENS = 1_000_000
 OnEval = Callable[[int, int, dict[str, float]], bool]

@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from operators.output import read_output
-from operators.recipe import Mixture
+from operators import Mixture, read_output
 
 
 @dataclass

@@ -16,9 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from operators.manifest import load_manifest
-from operators.output import read_output
-from operators.recipe import NAME_PATTERN, recipe_from_yaml
+from operators import NAME_PATTERN, load_manifest, read_output, recipe_from_yaml
 
 
 class Target(BaseModel):

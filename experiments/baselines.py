@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from operators.base import REGISTRY, all_operators
-from operators.recipe import Recipe, Step
+from operators import Recipe, Step, all_operators, is_registered
 
 FINEWEB_STEPS: tuple[tuple[str, dict], ...] = (
     ("text_normalize", {}),
@@ -25,9 +24,9 @@ def fineweb_default(recipe: Recipe) -> Recipe:
     all_operators()
     steps = []
     html_sources = [s.name for s in recipe.sources if recipe.reader_class(s).name == "warc"]
-    if html_sources and "html_extract" in REGISTRY:
+    if html_sources and is_registered("html_extract"):
         steps.append(Step(op="html_extract", sources=html_sources))
-    steps += [Step(op=op, params=params) for op, params in FINEWEB_STEPS if op in REGISTRY]
+    steps += [Step(op=op, params=params) for op, params in FINEWEB_STEPS if is_registered(op)]
     return _with(recipe, steps=steps, weights=None, name="fineweb_default")
 
 

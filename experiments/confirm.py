@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from experiments.baselines import BASELINES
 from experiments.objective import evaluate_trial
 from experiments.search_config import SearchConfig
-from operators.recipe import Recipe
+from operators import Recipe
 
 
 class RecipeScore(BaseModel):

@@ -11,8 +11,7 @@ from typing import Any
 
 from experiments.search_config import SearchConfig
 from experiments.targets import exclude_held_out
-from operators.manifest import run_recipe
-from operators.recipe import Recipe
+from operators import Recipe, run_recipe
 
 ReportFn = Callable[[int, float], bool]
 """(step, weighted bpb so far) -> True to prune."""

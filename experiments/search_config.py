@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from experiments.space import SearchSpace, parse_space
 from experiments.targets import ResolvedTarget
-from operators.recipe import Recipe, RecipeError, recipe_from_yaml
+from operators import Recipe, RecipeError, recipe_from_yaml
 
 SAMPLERS = ("tpe", "gp", "cmaes", "random")
 

@@ -24,8 +24,7 @@ import optuna
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from operators.base import get_operator
-from operators.recipe import Recipe, RecipeError
+from operators import Recipe, RecipeError, get_operator
 
 SIMPLEX_FLOOR = 1e-6
 

@@ -29,7 +29,7 @@ from experiments.objective import TrialOutcome, evaluate_trial, failure_text
 from experiments.search_config import SearchConfig
 from experiments.targets import prepare_targets
 from experiments.tracking import flat_params, mlflow_client, numeric, write_ahead_log
-from operators.recipe import Recipe, RecipeError
+from operators import Recipe, RecipeError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from operators.base import get_operator
-from operators.recipe import Recipe, RecipeError, Step
+from operators import Recipe, RecipeError, Step, get_operator
 
 
 class ResolvedTarget(BaseModel):

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from operators.env import apply_offline_defaults, workspace
+from operators import apply_offline_defaults, workspace
 
 EXPERIMENT = "dataplan"
 

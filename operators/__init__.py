@@ -1,5 +1,93 @@
-"""Data operators on Ray Data: recipe model, registry, executor, cache, ledger and manifest."""
+"""Data operators on Ray Data: the engine (``operators.core``) and the operator families.
 
-from operators.env import apply_offline_defaults
+Importing this package sets the offline defaults and imports every family, which registers the
+built-in operators. The upper layers (evaluators, experiments, tools, agent) use the names
+exported here, not the modules behind them.
+"""
+
+from operators.core.env import apply_offline_defaults, workspace
 
 apply_offline_defaults()
+
+from operators import dedup, filters, llm, mappers, readers, selection  # noqa: E402  (registers the operators)
+from operators.core.base import (  # noqa: E402
+    Filter,
+    Operator,
+    OperatorKind,
+    UnknownOperatorError,
+    all_operators,
+    get_operator,
+    is_registered,
+)
+from operators.core.digest import sha256_file  # noqa: E402
+from operators.core.ledger import LedgerError, read_ledger  # noqa: E402
+from operators.core.manifest import load_manifest  # noqa: E402
+from operators.core.output import read_output  # noqa: E402
+from operators.core.plan import StepReport  # noqa: E402
+from operators.core.ray_session import ensure_ray, ray_session  # noqa: E402
+from operators.core.recipe import (  # noqa: E402
+    NAME_PATTERN,
+    Mixture,
+    Recipe,
+    RecipeError,
+    Source,
+    Step,
+    expand_uri,
+    load_recipe,
+    recipe_from_dict,
+    recipe_from_yaml,
+    shared_data_dir,
+)
+from operators.core.run import ReplayResult, replay, run_recipe  # noqa: E402
+from operators.filters.decontaminate import NGRAM, count_in, doc_ngrams, read_eval_texts  # noqa: E402
+from operators.profiling.profile import SourceProfile, profile_sources  # noqa: E402
+from operators.readers.reference import read_texts  # noqa: E402
+from operators.selection.quality_classifier import train_classifier  # noqa: E402
+
+__all__ = [
+    "NAME_PATTERN",
+    "NGRAM",
+    "Filter",
+    "LedgerError",
+    "Mixture",
+    "Operator",
+    "OperatorKind",
+    "Recipe",
+    "RecipeError",
+    "ReplayResult",
+    "Source",
+    "SourceProfile",
+    "Step",
+    "StepReport",
+    "UnknownOperatorError",
+    "all_operators",
+    "apply_offline_defaults",
+    "count_in",
+    "dedup",
+    "doc_ngrams",
+    "ensure_ray",
+    "expand_uri",
+    "filters",
+    "get_operator",
+    "is_registered",
+    "llm",
+    "load_manifest",
+    "load_recipe",
+    "mappers",
+    "profile_sources",
+    "ray_session",
+    "read_eval_texts",
+    "read_ledger",
+    "read_output",
+    "read_texts",
+    "readers",
+    "recipe_from_dict",
+    "recipe_from_yaml",
+    "replay",
+    "run_recipe",
+    "selection",
+    "sha256_file",
+    "shared_data_dir",
+    "train_classifier",
+    "workspace",
+]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from operators.recipe import shared_data_dir
+from operators import shared_data_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,7 @@ def _workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def ray_started() -> None:
     """One local Ray session for the whole test run (2 CPUs), shut down at the end."""
-    from operators.ray_session import ray_session
+    from operators import ray_session
 
     with ray_session(num_cpus=2):
         yield

@@ -8,7 +8,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from operators.llm_backends import GenParams, TransformersBackend
+from operators.llm.llm_backends import GenParams, TransformersBackend
 
 
 class ChatServer:

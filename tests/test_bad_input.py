@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
-from operators.ledger import read_ledger
-from operators.manifest import run_recipe
-from operators.recipe import recipe_from_dict
+from operators import read_ledger, recipe_from_dict, run_recipe
 
 
 def _real_lines(shared: Path, name: str, n: int) -> list[str]:
@@ -89,7 +87,7 @@ def test_repeated_ids_within_a_source_are_refused_with_the_fix(
 ) -> None:
     import pytest
 
-    from operators.recipe import RecipeError
+    from operators import RecipeError
 
     books = [json.loads(line) for line in _real_lines(shared_data, "books_gutenberg.jsonl", 3)]
     books[2]["id"] = books[0]["id"]  # two different texts under one id

@@ -28,7 +28,7 @@ def _ray_processes(marker: str) -> list[str]:
 
 
 def test_ops_list_json_has_every_operator_with_schema() -> None:
-    from operators.base import all_operators
+    from operators import all_operators
 
     res = dataplan("ops", "list", "--json")
     assert res.returncode == 0, res.stderr

@@ -8,12 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from operators.clusters import EDGE_SCHEMA, SEP, resolve_clusters
-from operators.ledger import read_ledger
-from operators.manifest import run_recipe
-from operators.output import read_output
-from operators.recipe import RecipeError, recipe_from_dict
-from operators.semantic_dedup import embed_available
+from operators import RecipeError, read_ledger, read_output, recipe_from_dict, run_recipe
+from operators.dedup.clusters import EDGE_SCHEMA, SEP, resolve_clusters
+from operators.dedup.semantic_dedup import embed_available
 
 
 def _run(shared: Path, tmp: Path, name: str, sources: dict[str, str], steps: list[dict], **kw) -> dict:

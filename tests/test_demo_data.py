@@ -98,10 +98,7 @@ def test_target_is_in_no_training_source(corpus: Path) -> None:
 
 
 def test_warc_reads_extracts_and_pii_is_redacted(corpus: Path, ray_started, tmp_path: Path) -> None:
-    from operators.ledger import read_ledger
-    from operators.manifest import run_recipe
-    from operators.output import read_output
-    from operators.recipe import Recipe
+    from operators import Recipe, read_ledger, read_output, run_recipe
 
     labels = jsonl(corpus / "labels" / "web.jsonl")
     kinds = Counter(lb["kind"] for lb in labels)

@@ -7,10 +7,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from operators.ledger import read_ledger
-from operators.manifest import load_manifest, replay, run_recipe
-from operators.output import output_sha256, read_output
-from operators.recipe import load_recipe, recipe_from_dict
+from operators import load_manifest, load_recipe, read_ledger, recipe_from_dict, replay, run_recipe
+from operators.core.output import output_sha256, read_output
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "recipes/domains_basic.yaml"
@@ -117,7 +115,7 @@ def test_output_is_identical_across_block_counts(shared_data: Path, ray_started:
             "steps": [{"op": "text_normalize"}, {"op": "length_filter", "params": {"min_words": 300}}],
         }
     )
-    from operators.executor import Executor  # noqa: F401  (num_blocks is an executor argument)
+    from operators.core.executor import Executor  # noqa: F401  (num_blocks is an executor argument)
 
     a = run_recipe(recipe, tmp_path / "a", use_cache=False, num_blocks=2)
     b = run_recipe(recipe, tmp_path / "b", use_cache=False, num_blocks=7)
@@ -132,8 +130,8 @@ def test_decision_stage_hashes_its_kept_documents_from_the_parent_digests(exampl
     import pyarrow as pa
     import pyarrow.feather as feather
 
-    from operators.stage_cache import StageCache
-    from operators.stage_stats import DIGESTS, stage_stats
+    from operators.core.stage_cache import StageCache
+    from operators.core.stage_stats import DIGESTS, stage_stats
 
     _, manifest = example_run
     steps = {(s["index"], s["stage"]): s for s in manifest["steps"]}

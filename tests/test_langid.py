@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operators.language_id import LanguageId
+from operators.filters.language_id import LanguageId
 
 
 @pytest.fixture(scope="module")

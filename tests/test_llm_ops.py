@@ -15,12 +15,9 @@ from evaluators.model import get_preset
 from evaluators.packing import pack
 from evaluators.sampler import SourcePool, load_pools, sample_mixture
 from evaluators.trainer import save_model, train
-from operators.ledger import read_ledger
-from operators.llm_backends import GenParams, LitellmBackend, LLMConfig, TransformersBackend, as_chat, get_backend
-from operators.llm_ops import LlmQualityScore, chosen, parse_score, plausible_redaction, prompt_sha256
-from operators.manifest import run_recipe
-from operators.output import read_output
-from operators.recipe import Mixture, RecipeError, recipe_from_dict
+from operators import Mixture, RecipeError, read_ledger, read_output, recipe_from_dict, run_recipe
+from operators.llm.llm_backends import GenParams, LitellmBackend, LLMConfig, TransformersBackend, as_chat, get_backend
+from operators.llm.llm_ops import LlmQualityScore, chosen, parse_score, plausible_redaction, prompt_sha256
 
 
 def _rows(shared: Path, file: str, n: int) -> list[dict]:
@@ -316,7 +313,7 @@ def test_llm_scorer_only_sees_what_earlier_filters_kept(
 def test_vllm_stages_reserve_a_gpu(tmp_path: Path, ray_started) -> None:
     import ray.data
 
-    from operators.executor import Executor
+    from operators.core.executor import Executor
 
     model = str(tmp_path)  # never loaded: the stage's Ray plan is built, not run
     assert LlmQualityScore({"llm": {"model": model}}).ray_args() == {}

@@ -1,4 +1,4 @@
-"""``operators.profile`` and ``dataplan profile`` on the real shared data."""
+"""``operators.profiling.profile`` and ``dataplan profile`` on the real shared data."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from operators.base import Filter, all_operators
-from operators.profile import SourceProfile, profile_source, sample_texts
-from operators.profile_sample import sample_source
-from operators.recipe import RecipeError
+from operators import Filter, RecipeError, all_operators
+from operators.profiling.profile import SourceProfile, profile_source, sample_texts
+from operators.profiling.profile_sample import sample_source
 
 REPO = Path(__file__).resolve().parent.parent
 LEGAL = "domains/legal_spdx_license_texts.jsonl"

@@ -11,7 +11,7 @@ from proxy_helpers import domains_run, read_jsonl, write_source
 from evaluators.packing import pack
 from evaluators.sampler import load_pools, sample_mixture, water_fill
 from evaluators.tokenizer import EOT, EOT_ID, PAD_ID, decode, encode, encode_document, hf_tokenizer, save_tokenizer
-from operators.recipe import Mixture
+from operators import Mixture
 
 
 def test_byte_tokenizer_round_trips_and_matches_its_hugging_face_twin(shared_data, tmp_path):

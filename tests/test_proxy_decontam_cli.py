@@ -12,11 +12,7 @@ from typer.testing import CliRunner
 from agent.cli import app
 from evaluators.decontam import contamination_report
 from evaluators.targets import Target, holdout_rank, resolve_targets
-from operators.decontaminate import read_eval_texts
-from operators.ledger import read_ledger
-from operators.manifest import run_recipe
-from operators.output import read_output
-from operators.recipe import recipe_from_dict
+from operators import read_eval_texts, read_ledger, read_output, recipe_from_dict, run_recipe
 
 PLANTED_ID = "code:planted"
 
@@ -114,7 +110,7 @@ def test_train_cli_writes_metrics_and_logs_to_mlflow(run_dir, monkeypatch):
     assert metrics["bpb_std"]["code"] > 0  # two seeds, two different models
     assert all(r["sources"]["code"]["weight"] == 0.5 for r in runs)  # the recipe's mixture
 
-    from operators.env import workspace
+    from operators import workspace
 
     mlflow.set_tracking_uri(f"sqlite:///{workspace() / 'mlflow.db'}")
     found = mlflow.search_runs(experiment_names=["cli-test"], output_format="list")

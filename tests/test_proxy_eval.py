@@ -13,7 +13,7 @@ from evaluators.bpb import bits_per_byte, rolling_windows
 from evaluators.proxy import evaluate_recipe_output
 from evaluators.targets import Target, resolve_targets
 from evaluators.tokenizer import encode
-from operators.recipe import Mixture
+from operators import Mixture
 
 TARGETS = [
     Target(name="code", source="code", max_bytes=24_000),

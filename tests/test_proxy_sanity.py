@@ -7,7 +7,7 @@ from proxy_helpers import domains_run
 
 from evaluators.proxy import evaluate_seeds
 from evaluators.targets import Target
-from operators.recipe import Mixture
+from operators import Mixture
 
 TARGETS = [Target(name="code", source="code", max_bytes=24_000), Target(name="books", source="books", max_bytes=24_000)]
 

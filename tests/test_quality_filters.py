@@ -15,14 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operators.base import get_operator
-from operators.gopher_quality import STOP_WORDS
-from operators.gopher_repetition import duplicate_ngram_chars, ngram_groups, top_ngram_chars
-from operators.manifest import run_recipe
-from operators.output import read_output
-from operators.recipe import recipe_from_dict
-from operators.stage_cache import _helper_modules
-from operators.text_stats import Segments, spacy_words, text_stats
+from operators import get_operator, read_output, recipe_from_dict, run_recipe
+from operators.core.stage_cache import _helper_modules
+from operators.filters.gopher_quality import STOP_WORDS
+from operators.filters.gopher_repetition import duplicate_ngram_chars, ngram_groups, top_ngram_chars
+from operators.text.text_stats import Segments, spacy_words, text_stats
 
 
 def records(shared_data: Path, name: str, ids: list[str]) -> dict[str, str]:
@@ -285,7 +282,7 @@ def test_filters_annotating_one_batch_share_its_words(shared_data: Path) -> None
 def test_quality_filters_depend_on_shared_text_stats_for_cache_keys() -> None:
     for name in ("gopher_quality", "gopher_repetition", "c4_quality", "c4_line_filter", "fineweb_quality"):
         module = inspect.getmodule(get_operator(name))
-        assert "operators.text_stats" in [m.__name__ for m in _helper_modules(module)]
+        assert "operators.text.text_stats" in [m.__name__ for m in _helper_modules(module)]
 
 
 def test_moving_a_threshold_reuses_the_cached_annotate_stage(shared_data: Path, ray_started, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from operators.recipe import RecipeError, load_recipe, recipe_from_dict, recipe_from_yaml
+from operators import RecipeError, load_recipe, recipe_from_dict, recipe_from_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -70,7 +70,7 @@ def test_small_search_runs_trials_reuses_signals_and_tracks_in_mlflow(
 ) -> None:
     from experiments.finalize import finalize
     from experiments.study import Search
-    from operators.recipe import load_recipe
+    from operators import load_recipe
 
     recipe_path, space_path = _write_inputs(shared_data, tmp_path, 5)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"

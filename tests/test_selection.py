@@ -10,10 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
-from operators.ledger import read_ledger
-from operators.manifest import run_recipe
-from operators.output import read_output
-from operators.recipe import RecipeError, recipe_from_dict
+from operators import RecipeError, read_ledger, read_output, recipe_from_dict, run_recipe
 
 POOL = {
     "medical": "domains/medical_pubmedqa_abstracts.jsonl",

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from experiments.space import parse_space, simplex_weights
-from operators.recipe import RecipeError, load_recipe
+from operators import RecipeError, load_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 

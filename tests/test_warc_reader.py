@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from operators.warc_reader import WarcReader, decode_html
+from operators.readers.warc_reader import WarcReader, decode_html
 
 # file -> reasons of all records read ("" = document); every record is a document or a ledger entry
 EXPECTED = {

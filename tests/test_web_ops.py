@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from operators.html_extract import HtmlExtract
-from operators.pii_redact import PiiRedact
-from operators.text_normalize import TextNormalize
-from operators.url_filter import UrlFilter
-from operators.warc_reader import WarcReader, decode_html
+from operators.filters.url_filter import UrlFilter
+from operators.mappers.html_extract import HtmlExtract
+from operators.mappers.pii_redact import PiiRedact
+from operators.mappers.text_normalize import TextNormalize
+from operators.readers.warc_reader import WarcReader, decode_html
 
 logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 
@@ -224,10 +224,7 @@ def test_fix_mojibake_on_real_sentences(shared_data: Path) -> None:
 def test_warc_extract_langid_recipe(shared_data: Path, ray_started, tmp_path: Path) -> None:
     import pyarrow.compute as pc
 
-    from operators.ledger import read_ledger
-    from operators.manifest import run_recipe
-    from operators.output import read_output
-    from operators.recipe import Recipe
+    from operators import Recipe, read_ledger, read_output, run_recipe
 
     def recipe(lid: dict) -> Recipe:
         return Recipe.model_validate(

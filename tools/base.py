@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from operators.recipe import RecipeError
+from operators import RecipeError
 
 
 @dataclass(frozen=True)

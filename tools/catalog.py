@@ -7,8 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from operators.base import all_operators, get_operator
-from operators.recipe import Recipe, recipe_from_dict
+from operators import Recipe, all_operators, get_operator, recipe_from_dict
 from tools.base import tool
 
 
@@ -55,7 +54,7 @@ class ProfileSources(_In):
     ProfileSources,
 )
 def profile_sources(a: ProfileSources) -> dict[str, Any]:
-    from operators.profile import profile_sources as run_profile
+    from operators import profile_sources as run_profile
 
     profiles = run_profile(a.sources, sample_docs=a.sample_docs, seed=a.seed, targets=a.targets or None)
     return {"profiles": {name: p.model_dump(mode="json") for name, p in profiles.items()}}
@@ -103,7 +102,7 @@ class RunPipeline(_In):
 
 @tool("run_pipeline", "Run a recipe on Ray Data; returns per-source counts, step table and output hash.", RunPipeline)
 def run_pipeline(a: RunPipeline) -> dict[str, Any]:
-    from operators.manifest import run_recipe
+    from operators import run_recipe
 
     m = run_recipe(_recipe(a.recipe), a.out_dir)
     return {k: m[k] for k in ("recipe_id", "sources", "input_docs", "output_docs", "dropped_docs", "output_sha256")} | {
@@ -128,8 +127,7 @@ class TrainProxy(_In):
 )
 def train_proxy(a: TrainProxy) -> dict[str, Any]:
     from evaluators.proxy import Target, evaluate_recipe_output
-    from operators.manifest import load_manifest
-    from operators.recipe import recipe_from_yaml
+    from operators import load_manifest, recipe_from_yaml
 
     manifest = load_manifest(a.run_dir)
     recipe = recipe_from_yaml(manifest["recipe"], base_dir=manifest["base_dir"])

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from operators.manifest import sha256_file
+from operators import sha256_file
 from tools.demo_web import Article, CrawlPlan, write_crawl
 
 BUDGET = {"code": 1_200_000, "docs": 900_000, "legal": 400_000, "target": 160_000}

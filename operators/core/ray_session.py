@@ -1,0 +1,54 @@
+"""One Ray session per process: local by default, or a cluster via ``--ray-address``/``RAY_ADDRESS``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+from operators.core.env import apply_offline_defaults
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Start (or join) Ray unless this process already has a session; True when this call started it."""
+    apply_offline_defaults()
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": False, "include_dashboard": False}
+    if address and address != "local":
+        ray.init(address=address, **kwargs)
+    else:
+        cpus = num_cpus or int(os.environ.get("DATAPLAN_NUM_CPUS", 0)) or os.cpu_count() or 1
+        ray.init(address="local", num_cpus=cpus, object_store_memory=_object_store_bytes(), **kwargs)
+    _quiet_ray_data()
+    return True
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Ray for the duration of a block; shuts it down afterwards only if this block started it."""
+    import ray
+
+    started = ensure_ray(address, num_cpus)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _object_store_bytes() -> int:
+    return int(os.environ.get("DATAPLAN_OBJECT_STORE_MB", 1536)) << 20
+
+
+def _quiet_ray_data() -> None:
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)

@@ -1,0 +1,253 @@
+"""The recipe: the one artifact everything passes around.
+
+A recipe names its raw ``sources``, the ``steps`` applied to them in order, the ``mixture`` that
+turns the processed sources into a training stream, and a ``seed``. It is stored as YAML and
+identified by ``recipe_id``, a sha256 of its canonical JSON: key order, formatting, the cosmetic
+``name`` and params spelled out at their defaults do not change the id.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from operators.core.base import Operator, OperatorKind, UnknownOperatorError, all_operators, get_operator
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run; the message names the field and the fix."""
+
+
+def shared_data_dir() -> Path:
+    """Where the shared test/benchmark data lives: ``DATAPLAN_SHARED_DATA`` or ``../shared/data``."""
+    return Path(os.environ.get("DATAPLAN_SHARED_DATA", "../shared/data")).resolve()
+
+
+def expand_uri(uri: str, base_dir: Path) -> str:
+    """Expand ``~`` and ``${VARS}`` (``DATAPLAN_SHARED_DATA`` has a default) and anchor relative
+    paths at ``base_dir`` (the recipe file's folder)."""
+    env = {**os.environ, "DATAPLAN_SHARED_DATA": str(shared_data_dir())}
+    expanded = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m[1] or m[2], m[0]), os.path.expanduser(uri))
+    return expanded if os.path.isabs(expanded) else str((base_dir / expanded).resolve())
+
+
+class Source(BaseModel):
+    """A raw input: files matched by ``uri`` (a path, a glob or a folder), read by ``format``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME_PATTERN)
+    uri: str
+    format: str | None = Field(None, description="reader name; inferred from the file extension when absent")
+    params: dict[str, Any] = Field(default_factory=dict, description="reader params")
+
+
+class Step(BaseModel):
+    """One operator applied to the documents; ``sources`` restricts it to some sources."""
+
+    model_config = ConfigDict(extra="forbid")
+    op: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    sources: list[str] | None = None
+    enabled: bool = True
+
+
+class Mixture(BaseModel):
+    """How processed sources become a training stream (used by the proxy trainer)."""
+
+    model_config = ConfigDict(extra="forbid")
+    weights: dict[str, float] | None = Field(None, description="source -> weight; normalised; absent = natural mixture")
+    total_tokens: int | None = Field(None, gt=0)
+    max_epochs: float = Field(4.0, gt=0, description="cap on how often one source's documents repeat")
+    max_synthetic_share: float | None = Field(
+        None, ge=0, le=1, description="cap on the share of the token budget from documents with meta.synthetic=true"
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_valid(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        if weights is None:
+            return None
+        negative = [k for k, v in weights.items() if v < 0]
+        if negative:
+            raise ValueError(f"weights must be >= 0; negative for {negative}")
+        if weights and sum(weights.values()) <= 0:
+            raise ValueError("weights are all zero; give at least one source a positive weight")
+        return weights
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "recipe"
+    sources: list[Source] = Field(min_length=1)
+    steps: list[Step] = Field(default_factory=list)
+    mixture: Mixture = Field(default_factory=Mixture)
+    seed: int = 0
+    base_dir: str = Field(".", exclude=True, description="folder relative uris are resolved against")
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Recipe:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"sources: names must be unique; repeated {dupes}")
+        for i, step in enumerate(self.steps):
+            unknown = sorted(set(step.sources or ()) - set(names))
+            if unknown:
+                raise ValueError(f"steps[{i}].sources: {unknown} not among the recipe's sources {names}")
+        unknown = sorted(set(self.mixture.weights or ()) - set(names))
+        if unknown:
+            raise ValueError(f"mixture.weights: {unknown} not among the recipe's sources {names}")
+        return self
+
+    # ---- validation against the operator registry -------------------------------------------
+
+    def operator(self, index: int) -> Operator:
+        """The configured operator instance of step ``index``."""
+        step = self.steps[index]
+        return get_operator(step.op)(step.params)
+
+    def validate_ops(self) -> None:
+        """Check every step's op name and params against the registry (raises ``RecipeError``)."""
+        for i, step in enumerate(self.steps):
+            try:
+                cls = get_operator(step.op)
+            except UnknownOperatorError as err:
+                raise RecipeError(f"steps[{i}].op: {err}") from None
+            if cls.kind == OperatorKind.READER:
+                raise RecipeError(f"steps[{i}].op: {step.op!r} is a reader; set it as a source's `format` instead")
+            try:
+                cls.Params.model_validate(step.params)
+            except ValidationError as err:
+                raise RecipeError(_format_validation(err, f"steps[{i}].params", cls)) from None
+        for i, src in enumerate(self.sources):
+            reader = self.reader_class(src)
+            try:
+                reader.Params.model_validate(src.params)
+            except ValidationError as err:
+                raise RecipeError(_format_validation(err, f"sources[{i}].params", reader)) from None
+
+    def reader_class(self, src: Source) -> type[Operator]:
+        readers = [c for c in all_operators() if c.kind == OperatorKind.READER]
+        if src.format:
+            match = [c for c in readers if c.name == src.format]
+            if not match:
+                raise RecipeError(
+                    f"sources[{src.name}].format: unknown reader {src.format!r}; one of {[c.name for c in readers]}"
+                )
+            return match[0]
+        uri = src.uri.lower().rstrip("/")
+        for cls in readers:
+            if any(uri.endswith(ext) for ext in cls.extensions):  # type: ignore[attr-defined]
+                return cls
+        if os.path.isdir(expand_uri(src.uri, Path(self.base_dir))):
+            return get_operator("text")
+        raise RecipeError(
+            f"sources[{src.name}].format: cannot infer a reader from {src.uri!r}; "
+            f"set `format:` to one of {[c.name for c in readers]}"
+        )
+
+    def input_files(self) -> dict[str, list[str]]:
+        """Source name -> sorted files it reads; refuses a uri that matches nothing."""
+        out: dict[str, list[str]] = {}
+        for src in self.sources:
+            path = expand_uri(src.uri, Path(self.base_dir))
+            if os.path.isdir(path):
+                exts = self.reader_class(src).extensions  # type: ignore[attr-defined]
+                files = [str(p) for p in Path(path).rglob("*") if p.is_file() and str(p).lower().endswith(exts)]
+            else:
+                files = [f for f in glob.glob(path, recursive=True) if os.path.isfile(f)]
+            if not files:
+                raise RecipeError(
+                    f"sources[{src.name}].uri: {src.uri!r} (resolved to {path}) matches no readable file; check the path or glob"
+                )
+            unreadable = [f for f in files if not os.access(f, os.R_OK)]
+            if unreadable:
+                raise RecipeError(f"sources[{src.name}].uri: cannot read {unreadable[:3]}; fix the file permissions")
+            out[src.name] = sorted(files)
+        return out
+
+    # ---- identity and serialisation ----------------------------------------------------------
+
+    def canonical(self) -> dict[str, Any]:
+        """The recipe as plain data with every step's params completed with their defaults."""
+        self.validate_ops()
+        data = self.model_dump(mode="json", exclude={"name"})
+        if data["mixture"]["max_synthetic_share"] is None:
+            del data["mixture"]["max_synthetic_share"]  # absent = unset: recipe ids from before the field stay
+        for step, raw in zip(data["steps"], self.steps, strict=True):
+            step["params"] = get_operator(raw.op).Params.model_validate(raw.params).model_dump(mode="json")
+        for src, raw in zip(data["sources"], self.sources, strict=True):
+            src["format"] = self.reader_class(raw).name
+            src["params"] = self.reader_class(raw).Params.model_validate(raw.params).model_dump(mode="json")
+        return data
+
+    def recipe_id(self) -> str:
+        return canonical_hash(self.canonical())
+
+    def prefix_hash(self, upto: int) -> str:
+        """Hash of the sources and the first ``upto`` steps (the cache key of a step's output)."""
+        data = self.canonical()
+        return canonical_hash({"sources": data["sources"], "steps": data["steps"][:upto], "seed": data["seed"]})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False, allow_unicode=True)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+
+def canonical_hash(data: Any) -> str:
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def recipe_from_dict(data: Any, base_dir: str | Path = ".", origin: str = "recipe") -> Recipe:
+    """Build and fully validate a recipe; errors name the field and what is allowed."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{origin}: expected a mapping with `sources:` and `steps:`, got {type(data).__name__}")
+    try:
+        recipe = Recipe.model_validate({**data, "base_dir": str(Path(base_dir).resolve())})
+    except ValidationError as err:
+        raise RecipeError(_format_validation(err, origin)) from None
+    recipe.validate_ops()
+    return recipe
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Load a recipe YAML; relative source uris resolve against the file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    return recipe_from_dict(data, base_dir=path.parent, origin=str(path))
+
+
+def recipe_from_yaml(text: str, base_dir: str | Path = ".") -> Recipe:
+    return recipe_from_dict(yaml.safe_load(text), base_dir=base_dir)
+
+
+def _format_validation(err: ValidationError, prefix: str, op: type[Operator] | None = None) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        where = f"{prefix}.{loc}" if loc else prefix
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden" and op is not None:
+            msg = f"unknown parameter for {op.name!r}; allowed: {sorted(op.Params.model_fields)}"
+        elif "input" in e and e["type"] not in ("missing",):
+            msg = f"{msg} (got {e['input']!r})"
+        lines.append(f"{where}: {msg}")
+    return "invalid recipe:\n  " + "\n  ".join(lines)

@@ -1,0 +1,156 @@
+"""The shared Ray Data plan of the dedup operators: bucket keys -> candidate edges -> clusters.
+
+1. Each document emits one row per bucket key (a MinHash band hash, a text hash, a URL hash):
+   ``key`` (uint64), ``doc`` (the node name ``"<id>\\x1f<source>"``) and ``rank`` (float64).
+2. Rows are hash-shuffled by ``key % partitions`` (``groupby(...).map_groups``); inside a
+   partition, rows with the same key form a bucket and each bucket yields star edges from one
+   member to the others (vectorised: one integer sort per partition, not one call per bucket).
+3. The driver collects only the candidate edges (never documents, never signatures) and finds
+   connected components by vectorised hooking and pointer jumping (``components``). Memory there is
+   O(candidate edges), i.e. proportional to the duplicates, not to the corpus.
+4. Each component keeps one document: the highest ``rank``, ties (and the default, rank 0)
+   broken by the lowest id. The rest are marked ``<prefix>_of:<kept id>`` by a ``map_batches``
+   over the dataset that looks the dropped nodes up in a sorted array.
+
+Components do not depend on edge order, so results are identical across runs and block counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from operators.core.base import KEEP, Batch
+from operators.core.stages import to_arrow
+
+if TYPE_CHECKING:
+    import ray.data
+
+SEP = "\x1f"
+EDGE_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("ra", pa.float64()), ("rb", pa.float64())])
+
+
+def node_names(batch: Batch) -> np.ndarray:
+    """Cluster node name of each row: id first, so sorting names sorts by id (then source)."""
+    return np.array([f"{i}{SEP}{s}" for i, s in zip(batch["id"], batch["source"], strict=True)], dtype=object)
+
+
+def candidate_edges(keys: ray.data.Dataset, partitions: int) -> list[pa.Table]:
+    """Stage 2: shuffle key rows by ``key % partitions`` and emit star edges per bucket.
+
+    Uses Ray's sort-based pull shuffle: on a small local cluster it runs this groupby ~10x faster
+    than the default actor-based SHUFFLE_V2 (measured with Ray 2.60 on 2 CPUs)."""
+    with sort_shuffle(keys):
+        shuffled = keys.map_batches(_add_partition, fn_kwargs={"partitions": partitions}, batch_format="numpy")
+        edges = shuffled.groupby("part", num_partitions=partitions).map_groups(_bucket_edges, batch_format="numpy")
+        return [t for t in edges.iter_batches(batch_format="pyarrow", batch_size=None) if t.num_rows]
+
+
+@contextlib.contextmanager
+def sort_shuffle(ds: ray.data.Dataset) -> Iterator[None]:
+    """Run the shuffles of datasets derived from ``ds`` inside the block with the sort-based pull
+    shuffle. A dataset keeps the context it was created with, so ``ds``'s own context is switched;
+    the sort shuffle also passes over the column-less blocks Ray emits for empty inputs, which
+    the hash shuffle's reduce fails to concatenate."""
+    from ray.data.context import ShuffleStrategy
+
+    ctx = ds.context
+    old = ctx.shuffle_strategy
+    ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    try:
+        yield
+    finally:
+        ctx.shuffle_strategy = old
+
+
+def _add_partition(batch: Batch, partitions: int) -> Batch:
+    return {**batch, "part": (batch["key"] % np.uint64(partitions)).astype(np.int64)}
+
+
+def _bucket_edges(batch: Batch) -> pa.Table:
+    # star centres depend on row order, the connected components (and so the result) do not
+    order = np.argsort(batch["key"], kind="stable")
+    key, doc, rank = batch["key"][order], batch["doc"][order], batch["rank"][order].astype(np.float64)
+    new_bucket = np.ones(len(key), dtype=bool)
+    new_bucket[1:] = key[1:] != key[:-1]
+    first = np.maximum.accumulate(np.where(new_bucket, np.arange(len(key)), 0))
+    member = ~new_bucket & (doc != doc[first])
+    return pa.table(
+        {
+            "a": pa.array(doc[first][member].tolist(), pa.string()),
+            "b": pa.array(doc[member].tolist(), pa.string()),
+            "ra": pa.array(rank[first][member], pa.float64()),
+            "rb": pa.array(rank[member], pa.float64()),
+        },
+        schema=EDGE_SCHEMA,
+    )
+
+
+def resolve_clusters(edges: list[pa.Table]) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 3: connected components of the edges. Returns the dropped node names (sorted) and,
+    aligned with them, the id of the document each component keeps."""
+    if not edges:
+        return np.array([], dtype=object), np.array([], dtype=object)
+    table = pa.concat_tables(edges)
+    a = np.asarray(table.column("a").to_pylist(), dtype=object)
+    b = np.asarray(table.column("b").to_pylist(), dtype=object)
+    nodes, index = np.unique(np.concatenate([a, b]), return_inverse=True)
+    rank = np.zeros(len(nodes))
+    rank[index] = np.concatenate([table.column("ra").to_numpy(), table.column("rb").to_numpy()])
+    ia, ib = index[: len(a)], index[len(a) :]
+    comp = components(len(nodes), ia, ib)
+    order = np.lexsort((np.arange(len(nodes)), -rank, comp))  # by component, best rank, lowest name
+    is_rep = np.ones(len(order), dtype=bool)
+    is_rep[1:] = comp[order][1:] != comp[order][:-1]
+    rep_of_comp = np.empty(comp.max() + 1, dtype=np.int64)
+    rep_of_comp[comp[order][is_rep]] = order[is_rep]
+    dropped = np.sort(order[~is_rep])  # node indexes; ``nodes`` is sorted, so these names are too
+    kept_ids = np.array([n.split(SEP, 1)[0] for n in nodes[rep_of_comp[comp[dropped]]]], dtype=object)
+    return nodes[dropped], kept_ids
+
+
+def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected components of the undirected edges ``a[i] - b[i]`` over nodes ``0..n-1``: each
+    node's label is the smallest node of its component. Vectorised hooking and pointer jumping
+    (Shiloach & Vishkin 1982): every round hooks the larger label of each edge onto the smaller,
+    then compresses paths; labels only decrease, and it stops when every edge is inside a label."""
+    label = np.arange(n)
+    while True:
+        la, lb = label[a], label[b]
+        if (la == lb).all():
+            return label
+        low = np.minimum(la, lb)
+        np.minimum.at(label, la, low)
+        np.minimum.at(label, lb, low)
+        while True:
+            jumped = label[label]
+            if (jumped == label).all():
+                break
+            label = jumped
+
+
+def mark_duplicates(
+    ds: ray.data.Dataset, dropped: np.ndarray, kept_ids: np.ndarray, prefix: str, blank: tuple[str, ...] = ()
+) -> ray.data.Dataset:
+    """Stage 4: ``_reason = "<prefix>_of:<kept id>"`` on every dropped document, "" elsewhere.
+    Internal columns named in ``blank`` (cached signatures) are emptied: the schema stays the
+    same for the rows outside the step's ``sources:``, the bytes are not carried further."""
+    fn = functools.partial(_mark, dropped=dropped, kept_ids=kept_ids, prefix=prefix, blank=blank)
+    return ds.map_batches(fn, batch_format="numpy", zero_copy_batch=False)
+
+
+def _mark(batch: Batch, dropped: np.ndarray, kept_ids: np.ndarray, prefix: str, blank: tuple[str, ...]) -> pa.Table:
+    n = len(batch["id"])
+    batch = {**batch, **{c: np.full(n, "", dtype=object) for c in blank}}
+    reasons = np.full(n, KEEP, dtype=object)
+    if len(dropped) and n:
+        names = node_names(batch)
+        pos = np.clip(np.searchsorted(dropped, names), 0, len(dropped) - 1)
+        hit = dropped[pos] == names
+        reasons[hit] = [f"{prefix}_of:{k}" for k in kept_ids[pos[hit]]]
+    return to_arrow({**batch, "_reason": reasons})
