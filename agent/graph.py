@@ -19,7 +19,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
 from agent.goal import Goal
-from agent.planner import planner_for
+from agent.planners.base import planner_for
 from operators import workspace
 from tools.base import ToolResult, dispatch
 
@@ -56,13 +56,9 @@ def run_dir(run_id: str) -> Path:
     return path
 
 
-def logged(node: str, name: str, args: dict[str, Any], res: ToolResult) -> dict[str, Any]:
-    return {"node": node, "tool": name, "input": args, "ok": res.ok, "output_hash": res.output_hash, "error": res.error}
-
-
 def _call(node: str, name: str, args: dict[str, Any], budget: float | None = None) -> tuple[ToolResult, dict[str, Any]]:
     res = dispatch(name, args, compute_budget=budget)
-    return res, logged(node, name, args, res)
+    return res, res.log_entry(node, name, args)
 
 
 # ---- nodes ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Build time and size of the demo corpus (``tools/demo_data.py``) at one or more scales, and how
+"""Build time and size of the demo corpus (``agent/demo/corpus.py``) at one or more scales, and how
 fast the ``warc`` reader reads its crawl. Writes one JSON file.
 
     python benchmarks/demo_corpus.py --scale 1 --scale 0.15 --json demo_corpus.json
@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.demo.corpus import build_demo_corpus
 from operators.readers.warc_reader import WarcReader
-from tools.demo_data import build_demo_corpus
 
 
 def measure(scale: float, seed: int) -> dict:

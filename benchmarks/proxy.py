@@ -29,7 +29,7 @@ apply_offline_defaults()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from agent.cli_train import parse_tokens  # noqa: E402
+from agent.cli.train import parse_tokens  # noqa: E402
 from evaluators.hardware import matmul_ceiling, set_threads  # noqa: E402
 from evaluators.model import flops_per_token, get_preset  # noqa: E402
 from evaluators.proxy import evaluate_seeds  # noqa: E402

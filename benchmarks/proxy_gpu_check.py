@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from agent.cli_train import parse_tokens  # noqa: E402
+from agent.cli.train import parse_tokens  # noqa: E402
 from evaluators.hardware import matmul_ceiling  # noqa: E402
 from evaluators.model import flops_per_token, get_preset  # noqa: E402
 from evaluators.packing import pack  # noqa: E402

@@ -49,7 +49,7 @@ def task(shared: Path, tokens: int) -> tuple[dict, dict]:
 
 def planner_recipe(recipe: dict) -> dict:
     """The rule-based planner's proposal on this task, restricted to the benchmark's dimensions."""
-    from agent.planner_rules import RulePlanner
+    from agent.planners.rules import RulePlanner
     from tools.base import dispatch
 
     data = {s["name"]: s["uri"] for s in recipe["sources"]}

@@ -1,4 +1,4 @@
-"""The demo corpus (tools/demo_data.py) built from this Python installation, and ``dataplan demo``."""
+"""The demo corpus (agent/demo/corpus.py) built from this Python installation, and ``dataplan demo``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.demo_data import TARGET_NAME, DemoDataError, build_demo_corpus, stdlib_dir
+from agent.demo.corpus import TARGET_NAME, DemoDataError, build_demo_corpus, stdlib_dir
 
 SCALE = 0.15  # ~0.5 MB of sources, ~70 WARC records: every kind of page, fast to build and read
 
@@ -162,7 +162,7 @@ def test_missing_pieces_are_explained(tmp_path: Path) -> None:
 
 
 def test_demo_goal_is_understood_with_its_options(corpus: Path) -> None:
-    from agent.cli_demo import DEMO_GOAL
+    from agent.cli.demo import DEMO_GOAL
     from agent.goal import Goal
     from agent.graph import understand_goal
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from agent.goal import Goal
-from agent.planner_llm import LLMPlanner
+from agent.planners.llm import LLMPlanner
 from tools.base import dispatch
 from tools.catalog import PLANNING_TOOLS
 

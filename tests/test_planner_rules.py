@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.planner_rules import RulePlanner
+from agent.planners.rules import RulePlanner
 from tools.base import dispatch
 
 

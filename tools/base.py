@@ -44,7 +44,6 @@ def tool(name: str, description: str, input_model: type[BaseModel], cost: Callab
 
 def tool_schemas(names: list[str] | None = None) -> list[dict[str, Any]]:
     """OpenAI-style function schemas (what litellm passes as ``tools=``)."""
-    _load()
     return [
         {
             "type": "function",
@@ -62,12 +61,22 @@ class ToolResult(BaseModel):
     error: str | None = None
     output_hash: str | None = None
 
+    def log_entry(self, node: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """The ``tool_log`` entry of this call made by graph node ``node``: what ``dataplan replay RUN`` re-executes."""
+        return {
+            "node": node,
+            "tool": name,
+            "input": args,
+            "ok": self.ok,
+            "output_hash": self.output_hash,
+            "error": self.error,
+        }
+
 
 def dispatch(
     name: str, args: dict[str, Any] | str, *, allowed: list[str] | None = None, compute_budget: float | None = None
 ) -> ToolResult:
     """Validate and run one tool call. Never raises for bad input: errors come back as data."""
-    _load()
     if name not in TOOLS or (allowed is not None and name not in allowed):
         known = sorted(TOOLS if allowed is None else allowed)
         return ToolResult(tool=name, ok=False, error=f"unknown or not allowed tool {name!r}; allowed: {known}")
@@ -120,7 +129,3 @@ def _stable(data: Any) -> Any:
     if isinstance(data, list):
         return [_stable(v) for v in data]
     return data
-
-
-def _load() -> None:
-    from tools import catalog  # noqa: F401  (registers the tools)

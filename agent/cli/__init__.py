@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from agent import cli_agent, cli_classifier, cli_demo, cli_ops, cli_profile, cli_run, cli_search, cli_train
+from agent.cli import agent_runs, classifier, demo, ops, profile, run, search, train
 
 app = typer.Typer(
     name="dataplan",
@@ -17,14 +17,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(cli_ops.app, name="ops")
-app.add_typer(cli_classifier.app, name="classifier")
-cli_run.register(app)
-cli_search.register(app)
-cli_agent.register(app)
-cli_profile.register(app)
-cli_demo.register(app)
-cli_train.register(app)
-
-if __name__ == "__main__":
-    app()
+app.add_typer(ops.app, name="ops")
+app.add_typer(classifier.app, name="classifier")
+run.register(app)
+search.register(app)
+agent_runs.register(app)
+profile.register(app)
+demo.register(app)
+train.register(app)

@@ -8,7 +8,7 @@ import typer
 import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agent.console import EXIT_FAILED, console, fail, print_json
+from agent.cli.console import EXIT_FAILED, console, fail, print_json
 from operators import RecipeError, load_recipe, ray_session
 
 EXIT_INTERRUPTED = 130

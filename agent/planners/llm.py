@@ -8,7 +8,7 @@ answered with the error text as its result, so the model can fix it; ``max_failu
 row end the step with a ``RuntimeError``. Tool calls are dispatched with ``allowed=PLANNING_TOOLS``
 and a compute budget of zero: a planner looks and proposes, it never runs anything.
 
-Document text reaches the model only through ``agent.llm_context`` (quoted, capped data blocks;
+Document text reaches the model only through ``agent.planners.context`` (quoted, capped data blocks;
 profiles as numbers only). Usage and cost of every model call are kept for ``drain_usage``.
 ``mock`` replays canned responses through litellm's own ``mock_response`` / ``mock_tool_calls``:
 a list (consumed in order) or a mapping node -> list (the graph rebuilds the planner in each node).
@@ -26,8 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.goal import GOAL_DEFAULTS, Goal
-from agent.graph import logged
-from agent.llm_context import numbers_only, source_excerpts, summary_json
+from agent.planners.context import numbers_only, source_excerpts, summary_json
 from operators import apply_offline_defaults
 from tools.base import ToolResult, dispatch, tool_schemas, validation_message
 from tools.catalog import PLANNING_TOOLS
@@ -155,7 +154,7 @@ class LLMPlanner:
                 res = ToolResult(tool=name, ok=False, error=problem)
             else:
                 res = dispatch(name, args if args is not None else raw, allowed=PLANNING_TOOLS, compute_budget=0.0)
-            log.append(logged("propose", name, args if args is not None else {"unparsed": raw}, res))
+            log.append(res.log_entry("propose", name, args if args is not None else {"unparsed": raw}))
             if not res.ok:
                 return _failed(res.error or "failed")
             if name == "propose":

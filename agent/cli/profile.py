@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agent.console import console, fail, print_json
+from agent.cli.console import console, fail, print_json
 from operators import NAME_PATTERN, RecipeError, SourceProfile, profile_sources
 
 TOP_LANGUAGES = 10

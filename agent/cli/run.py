@@ -8,7 +8,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.console import EXIT_FAILED, console, fail, print_json
+from agent.cli.console import EXIT_FAILED, console, fail, print_json
 from operators import LedgerError, RecipeError, StepReport, load_manifest, load_recipe, ray_session, replay, run_recipe
 
 RAY_ADDRESS = typer.Option(

@@ -12,7 +12,7 @@ import yaml
 from langgraph.types import Command
 from rich.markup import escape
 
-from agent.console import EXIT_FAILED, console, fail, print_json
+from agent.cli.console import EXIT_FAILED, console, fail, print_json
 from operators import RecipeError, ray_session
 
 YES = typer.Option(False, "--yes", "-y", help="approve the proposal without review")
@@ -44,7 +44,7 @@ def plan(
     rounds: int | None = typer.Option(None, "--rounds", help="reflect rounds after the first search"),
 ) -> None:
     """Understand the goal, profile the data, propose a recipe and search space; search after review."""
-    from agent.planner import planner_config
+    from agent.planners.base import planner_config
 
     given = {"trials": trials, "preset": preset, "proxy_tokens": proxy_tokens, "max_rounds": rounds}
     overrides = {k: v for k, v in given.items() if v is not None}
@@ -92,7 +92,7 @@ def review(
     ray_address: str | None = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS"),
 ) -> None:
     """Show the proposal (goal as understood, recipe, space, diff) and approve, edit or reject it."""
-    from agent.review import render_review
+    from agent.cli.render import render_review
 
     snapshot = _snapshot(run_id)
     pending = _pending_review(snapshot)
@@ -236,7 +236,7 @@ def _drive(run_id: str, payload: Any, ray_address: str | None) -> None:
     if _pending_review(snapshot) is not None:
         console.print(f"proposal ready for review: `dataplan review {run_id}`")
     elif snapshot.values.get("final"):
-        from agent.review import render_final
+        from agent.cli.render import render_final
 
         render_final(snapshot.values["final"])
     elif snapshot.values.get("status") == "rejected":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from agent.console import console, fail, print_json
+from agent.cli.console import console, fail, print_json
 from operators import RecipeError, read_texts, train_classifier
 
 app = typer.Typer(

@@ -32,9 +32,9 @@ def planner_config(model: str | None = None, api_base: str | None = None) -> dic
 
 def planner_for(config: dict[str, Any]) -> Planner:
     if config.get("kind") == "llm":
-        from agent.planner_llm import LLMPlanner
+        from agent.planners.llm import LLMPlanner
 
         return LLMPlanner(config["model"], api_base=config.get("api_base"), mock=config.get("mock"))
-    from agent.planner_rules import RulePlanner
+    from agent.planners.rules import RulePlanner
 
     return RulePlanner()

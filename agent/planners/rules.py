@@ -147,14 +147,7 @@ class RulePlanner:
         }
         args = {"recipe": recipe, "space": search_space, "rationale": "; ".join(why)}
         res = dispatch("propose", args)
-        log = {
-            "node": "propose",
-            "tool": "propose",
-            "input": args,
-            "ok": res.ok,
-            "output_hash": res.output_hash,
-            "error": res.error,
-        }
+        log = res.log_entry("propose", "propose", args)
         if not res.ok:
             raise RuntimeError(f"the rule-based proposal did not validate: {res.error}")
         return res.output, [log]

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agent.console import console, fail, print_json
+from agent.cli.console import console, fail, print_json
 from operators import UnknownOperatorError, all_operators, get_operator
 
 app = typer.Typer(help="List and describe the registered data operators.", no_args_is_help=True)

@@ -9,7 +9,7 @@ import yaml
 from rich.markup import escape
 from rich.syntax import Syntax
 
-from agent.console import console
+from agent.cli.console import console
 
 
 def _yaml(data: Any) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from agent.console import console, fail
+from agent.cli.console import console, fail
 
 DEMO_GOAL = (
     "a pretraining mix for a small Python coding assistant, good at Python code and its documentation, "
@@ -42,7 +42,7 @@ def demo(
 ) -> None:
     """Run the agent end to end on a corpus made from this Python installation (code, docs, licences,
     a noisy web crawl) with the goal of a small Python coding assistant; or on your own folder."""
-    from agent.cli_agent import parse_sources, start_run
+    from agent.cli.agent_runs import parse_sources, start_run
 
     overrides = {
         "token_budget": tokens,
@@ -69,8 +69,8 @@ def demo(
 
 def _build_corpus(corpus_dir: Path | None, seed: int, scale: float) -> tuple[dict[str, str], Path]:
     """Build the demo corpus, print what it holds and where; returns its sources and target file."""
+    from agent.demo.corpus import DemoDataError, build_demo_corpus
     from operators import workspace
-    from tools.demo_data import DemoDataError, build_demo_corpus
 
     out = (corpus_dir or workspace() / "demo" / f"corpus-seed{seed}").resolve()
     start = time.perf_counter()

@@ -12,7 +12,7 @@ found on this machine (nothing downloaded, nothing stored in the repository):
 - ``legal.jsonl``: licence texts of the installed packages (``*.dist-info/LICENSE*``, ``LICENCE*``,
   ``COPYING*``, ``licenses/*``) in the site-packages of the running interpreter and of the venv,
   plus Python's own ``LICENSE.txt``; deduplicated by a hash of their text.
-- ``web.warc.gz``: a synthetic noisy crawl made from the texts above (``tools.demo_web``); the
+- ``web.warc.gz``: a synthetic noisy crawl made from the texts above (``agent.demo.web``); the
   ground truth of every record in ``labels/web.jsonl``.
 - ``target/python_docs_holdout.jsonl``: code and docs documents of the modules (and reference
   topics) whose hash of seed and module path falls in the held-out 8 %. A held-out module is in no
@@ -41,8 +41,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from agent.demo.web import Article, CrawlPlan, write_crawl
 from operators import sha256_file
-from tools.demo_web import Article, CrawlPlan, write_crawl
 
 BUDGET = {"code": 1_200_000, "docs": 900_000, "legal": 400_000, "target": 160_000}
 """Bytes of text per source and of the target (half code, half docs) at ``scale=1``; the web crawl
@@ -368,7 +368,7 @@ def build_demo_corpus(
     articles = [_article(d, kind) for kind, items in (("code", code), ("docs", docs), ("legal", legal)) for d in items]
     labels = write_crawl(out / "web.warc.gz", articles, crawl_plan(scale), seed)
     _write_jsonl(out / "labels" / "web.jsonl", [{"id": f"{i:05d}", **label} for i, label in enumerate(labels)])
-    web = _file_entry(out / "web.warc.gz", out, len(labels), "synthetic crawl made by tools.demo_web from the code, docs and legal documents", "warc")  # fmt: skip
+    web = _file_entry(out / "web.warc.gz", out, len(labels), "synthetic crawl made by agent.demo.web from the code, docs and legal documents", "warc")  # fmt: skip
     web["records_by_kind"] = dict(sorted(Counter(lb["kind"] for lb in labels).items()))
     web["reader_outcomes"] = dict(sorted(Counter(lb["expect"] for lb in labels).items()))
     web["labels"] = _file_entry(out / "labels" / "web.jsonl", out, len(labels), "ground truth of every WARC record")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from agent.console import EXIT_REFUSED, console, fail, print_json
+from agent.cli.console import EXIT_REFUSED, console, fail, print_json
 from evaluators.model import PRESETS
 from evaluators.targets import Target
 from operators import Mixture, RecipeError, apply_offline_defaults, load_manifest, recipe_from_yaml, shared_data_dir
