@@ -14,7 +14,7 @@ from operators import NGRAM, count_in, doc_ngrams
 def contamination_report(
     train_texts: list[str], eval_sets: dict[str, list[str]], n: int = NGRAM
 ) -> dict[str, dict[str, float]]:
-    """For each evaluation set (name -> record texts; ``read_eval_texts`` reads a file): its records, how many share an n-gram with the training texts
+    """For each evaluation set (name -> record texts; ``read_texts(files, records=True)`` reads a file): its records, how many share an n-gram with the training texts
     (``contaminated_records`` and ``contaminated_fraction``), and how many training documents
     share an n-gram with the set (``contaminated_train_docs``)."""
     memo: dict[str, int] = {}

@@ -4,7 +4,7 @@
 eval_every=None, on_eval=None, out_dir=None, device=None, ...) -> ProxyResult``
 
 1. resolves the ``targets`` (``evaluators.targets.Target``: files, or a held-out slice of a source
-   that is then excluded from training);
+   that is then excluded from training; unreadable target records are skipped and logged);
 2. samples a training stream of ``tokens`` byte tokens from the run's per-source output with the
    ``mixture`` weights, honouring ``max_epochs`` and per-document ``weight`` (``sampler``);
 3. packs it into ``seq_len`` sequences (``concat`` or ``best_fit``);
@@ -41,7 +41,7 @@ from evaluators.packing import pack
 from evaluators.sampler import load_pools, sample_mixture
 from evaluators.targets import Target, resolve_targets
 from evaluators.trainer import save_model, train
-from operators import Mixture, read_eval_texts
+from operators import Mixture, read_texts
 
 DEFAULT_TOKENS = 1_000_000
 OnEval = Callable[[int, int, dict[str, float]], bool]
@@ -127,7 +127,11 @@ def evaluate_recipe_output(
         on_eval=on_eval,
     )
     scores = {name: bits_per_byte(trained.model, texts, seq_len=spec.seq_len) for name, texts in target_texts.items()}
-    eval_sets = {**target_texts, **{name: read_eval_texts(p) for name, p in (decontam_sets or {}).items()}}
+    decontam = {
+        name: read_texts([p], records=True, what=f"decontamination set {name!r}")
+        for name, p in (decontam_sets or {}).items()
+    }
+    eval_sets = {**target_texts, **decontam}
     unique_docs = sorted({(int(s), int(d)) for s, d in sample.order})
     unique_texts = [pools[sample.sources[s]].texts[d] for s, d in unique_docs]
     result = ProxyResult(

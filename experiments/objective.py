@@ -88,20 +88,20 @@ def train_and_score(
     run_dir: Path, recipe: Recipe, config: SearchConfig, seed: int, on_eval, out_dir: Path
 ) -> dict[str, Any]:
     """Train the configured proxy on ``run_dir`` with the recipe's mixture; bpb per target."""
-    from evaluators.proxy import Target, evaluate_recipe_output
+    from evaluators.proxy import evaluate_recipe_output
 
-    targets = [Target(name=t.name, files=[t.file]) for t in config.targets]
     p = config.proxy
     res = evaluate_recipe_output(
         run_dir,
         recipe.mixture,
-        targets,
+        config.targets,
         preset=p.preset,
         tokens=p.tokens,
         seed=seed,
         eval_every=p.eval_every or max(1, p.tokens // 4),
         on_eval=on_eval,
         out_dir=out_dir,
+        preset_overrides={"seq_len": p.seq_len},
     )
     return {
         "bpb": dict(res.bpb),

@@ -5,25 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evaluators.targets import Target
 from experiments.space import SearchSpace, parse_space
-from experiments.targets import ResolvedTarget
 from operators import Recipe, RecipeError, recipe_from_yaml
 
 SAMPLERS = ("tpe", "gp", "cmaes", "random")
-
-
-class TargetSpec(BaseModel):
-    """A held-out text set the proxies are scored on: files, or a held-out slice of a source."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    files: list[str] | None = None
-    source: str | None = None
-    fraction: float = Field(0.1, gt=0, lt=1)
-    max_bytes: int = Field(200_000, gt=0, description="cap on the target's size (evaluation cost)")
-    weight: float = Field(1.0, ge=0)
+SEARCH_TARGET_DEFAULTS = {"fraction": 0.1, "max_bytes": 200_000, "max_docs": None}
+"""A search's targets default to a larger slice than one proxy evaluation's (``Target``'s defaults)."""
 
 
 class ProxySpec(BaseModel):
@@ -31,13 +21,20 @@ class ProxySpec(BaseModel):
     preset: str = "nano"
     tokens: int = Field(200_000, gt=0)
     eval_every: int = Field(0, ge=0, description="training tokens between intermediate evaluations (0 = 4 per run)")
-    seq_len: int | None = None
+    seq_len: int | None = Field(None, gt=1, description="context length of the proxy (None: the preset's)")
 
 
 class ObjectiveSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    targets: list[TargetSpec] = Field(min_length=1)
+    targets: list[Target] = Field(min_length=1)
     retained_tokens: bool = Field(False, description="also maximise retained tokens (multi-objective)")
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _search_defaults(cls, targets: Any) -> Any:
+        if not isinstance(targets, list):
+            return targets
+        return [{**SEARCH_TARGET_DEFAULTS, **t} if isinstance(t, dict) else t for t in targets]
 
 
 class SearchConfig(BaseModel):
@@ -56,7 +53,22 @@ class SearchConfig(BaseModel):
     mlflow_parent_run: str | None = None
     warm_start: bool = Field(True, description="evaluate the base recipe (the planner's proposal) as trial 0")
     enqueued: list[dict[str, Any]] = Field(default_factory=list)
-    targets: list[ResolvedTarget] = Field(default_factory=list)
+    targets: list[Target] = Field(default_factory=list, description="the prepared targets every trial scores")
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _prepared_before_one_target_model(cls, targets: Any) -> Any:
+        """A search.json written before targets shared one model stored ``{name, file, weight, docs,
+        bytes}``: read it as the same ``files`` target, so such a search still resumes."""
+        if not isinstance(targets, list):
+            return targets
+        return [
+            {"name": t["name"], "files": [t["file"]], "weight": t.get("weight", 1.0)}
+            if isinstance(t, dict) and "file" in t
+            else t
+            for t in targets
+        ]
+
     held_out_ids: str | None = None
 
     def base_recipe(self) -> Recipe:

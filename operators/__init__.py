@@ -39,9 +39,9 @@ from operators.core.recipe import (  # noqa: E402
     shared_data_dir,
 )
 from operators.core.run import ReplayResult, replay, run_recipe  # noqa: E402
-from operators.filters.decontaminate import NGRAM, count_in, doc_ngrams, read_eval_texts  # noqa: E402
+from operators.filters.decontaminate import NGRAM, count_in, doc_ngrams  # noqa: E402
 from operators.profiling.profile import SourceProfile, profile_sources  # noqa: E402
-from operators.readers.reference import read_texts  # noqa: E402
+from operators.readers.texts import TextSet, read_text_set, read_texts  # noqa: E402
 from operators.selection.quality_classifier import train_classifier  # noqa: E402
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "SourceProfile",
     "Step",
     "StepReport",
+    "TextSet",
     "UnknownOperatorError",
     "all_operators",
     "apply_offline_defaults",
@@ -76,9 +77,9 @@ __all__ = [
     "mappers",
     "profile_sources",
     "ray_session",
-    "read_eval_texts",
     "read_ledger",
     "read_output",
+    "read_text_set",
     "read_texts",
     "readers",
     "recipe_from_dict",

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from agent.cli import app
 from evaluators.decontam import contamination_report
 from evaluators.targets import Target, holdout_rank, resolve_targets
-from operators import read_eval_texts, read_ledger, read_output, recipe_from_dict, run_recipe
+from operators import read_ledger, read_output, read_texts, recipe_from_dict, run_recipe
 
 PLANTED_ID = "code:planted"
 
@@ -37,9 +37,9 @@ def input_folder(shared_data, tmp_path_factory):
 def test_report_finds_the_planted_overlap(input_folder, shared_data):
     folder = input_folder
     code = [r["text"] for r in read_jsonl(folder / "code.jsonl")]
-    arc = read_eval_texts(shared_data / "eval" / "arc_easy_dev_half.jsonl")
+    arc = read_texts([shared_data / "eval" / "arc_easy_dev_half.jsonl"], records=True)
     report = contamination_report(
-        code, {"arc_easy": arc, "copa": read_eval_texts(shared_data / "eval" / "copa_dev_half.jsonl")}
+        code, {"arc_easy": arc, "copa": read_texts([shared_data / "eval" / "copa_dev_half.jsonl"], records=True)}
     )
     assert report["arc_easy"]["contaminated_train_docs"] == 1
     assert report["arc_easy"]["contaminated_records"] == 1 and report["arc_easy"]["records"] == 1238
@@ -91,7 +91,7 @@ def test_held_out_slice_comes_from_the_raw_input(run_dir, input_folder):
     raw = read_jsonl(folder / "code.jsonl")
     expected = {r["id"] for r in raw if holdout_rank(r["id"]) < 0.1}
     texts, excluded = resolve_targets(
-        run_dir, [Target(name="code", source="code", holdout_fraction=0.1, max_docs=500, max_bytes=10**7)]
+        run_dir, [Target(name="code", source="code", fraction=0.1, max_docs=500, max_bytes=10**7)]
     )
     assert excluded == {"code": expected} and len(texts["code"]) == len(expected) > 3
 

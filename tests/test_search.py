@@ -224,3 +224,54 @@ def test_search_cli_refuses_bad_space_before_any_work(shared_data: Path, tmp_pat
     )
     assert res.returncode == 2 and "params[" in res.stderr
     assert not (tmp_path / "s" / "search.json").exists()
+
+
+def test_proxy_seq_len_of_a_search_is_the_context_the_proxy_trains_with(shared_data: Path, tmp_path: Path) -> None:
+    """`proxy.seq_len` reaches the trial's proxy: its packing and the saved model use it, not the preset's 256."""
+    from proxy_helpers import domains_run
+
+    from experiments.objective import train_and_score
+    from experiments.search_config import SearchConfig
+    from experiments.targets import prepare_targets
+    from operators import load_recipe
+
+    recipe_path, space_path = _write_inputs(shared_data, tmp_path, 1)
+    recipe = load_recipe(recipe_path)
+    space = yaml.safe_load(space_path.read_text())
+    config = SearchConfig.model_validate(
+        {
+            "recipe_yaml": recipe.to_yaml(),
+            "base_dir": recipe.base_dir,
+            "space": {"params": space["params"]},
+            "objective": space["objective"],
+            "proxy": {"preset": "nano", "tokens": 8192, "seq_len": 64},
+        }
+    )
+    config.targets, config.held_out_ids = prepare_targets(config.objective.targets, recipe, tmp_path / "s")
+    sources = {"code": "code_python_thealgorithms.jsonl", "legal": "legal_spdx_license_texts.jsonl"}
+    run_dir = domains_run(tmp_path / "run", shared_data, sources, limit=100)
+    scores = train_and_score(run_dir, recipe, config, 0, lambda *_: False, tmp_path / "proxy")
+    result = json.loads((tmp_path / "proxy" / "result.json").read_text())
+    model = json.loads((tmp_path / "proxy" / "model" / "config.json").read_text())
+    assert result["packing"]["seq_len"] == model["n_positions"] == 64
+    assert set(scores["bpb"]) == {"code_heldout"}
+
+
+def test_a_search_json_written_before_one_target_model_still_resumes():
+    from experiments.search_config import SearchConfig
+
+    old = {
+        "recipe_yaml": "sources: []",
+        "base_dir": ".",
+        "space": {},
+        "objective": {
+            "targets": [
+                {"name": "code", "files": None, "source": "code", "fraction": 0.1, "max_bytes": 200000, "weight": 1.0}
+            ]
+        },
+        "targets": [{"name": "code", "file": "/s/heldout-code.txt", "weight": 1.0, "docs": 12, "bytes": 4096}],
+    }
+    config = SearchConfig.model_validate(old)
+    assert config.targets[0].files == ("/s/heldout-code.txt",)
+    assert config.objective.targets[0].source == "code"
+    assert config.objective.targets[0].max_docs is None

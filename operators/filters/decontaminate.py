@@ -4,47 +4,27 @@ GPT-3 (Brown et al. 2020, appendix C) and PaLM drop a training document that sha
 of lower-cased words with an evaluation example. The index here is the set of 64-bit word
 n-gram hashes of every record of an evaluation set (``operators.text.text_hashing``, stable across
 processes); a record's text is all of its string fields (query, choices, context, answer, ...)
-except ``id``/``benchmark``. The proxy evaluators use the same functions for their per-set
-contamination report, so what is reported and what is dropped are the same n-grams.
+except ``id``/``benchmark`` (``operators.readers.texts``, ``records=True``: unreadable records are
+skipped, counted and logged when the recipe is validated). The proxy evaluators use the same
+functions for their per-set contamination report, so what is reported and what is dropped are the
+same n-grams.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from operators.core.base import Batch, Filter, OperatorParams, register
 from operators.core.recipe import expand_uri
+from operators.readers.texts import TextSet, read_text_set
 from operators.text.text_hashing import ngram_hashes, word_hashes, words
 
 NGRAM = 13
-SKIP_FIELDS = ("id", "benchmark", "source", "domain", "gold", "meta")
-
-
-def record_text(record: Any) -> str:
-    """Every string inside an evaluation record (recursively), space-joined, minus id-like fields."""
-    if isinstance(record, str):
-        return record
-    if isinstance(record, dict):
-        return " ".join(record_text(v) for k, v in record.items() if k not in SKIP_FIELDS)
-    if isinstance(record, list | tuple):
-        return " ".join(record_text(v) for v in record)
-    return ""
-
-
-def read_eval_texts(path: str | Path) -> list[str]:
-    """The texts of a JSONL evaluation file (one per record), or of a plain-text file (one)."""
-    path = Path(path)
-    if path.suffix != ".jsonl":
-        return [path.read_text(encoding="utf-8", errors="replace")]
-    with path.open(encoding="utf-8") as fh:
-        return [record_text(json.loads(line)) for line in fh if line.strip()]
 
 
 def doc_ngrams(text: str, n: int = NGRAM, memo: dict[str, int] | None = None) -> np.ndarray:
@@ -71,9 +51,15 @@ def count_in(hashes: np.ndarray, index: np.ndarray) -> int:
 
 
 @functools.cache
+def _eval_set(path: str, mtime: float) -> TextSet:
+    """An evaluation file's record texts, read (and its unreadable records reported) once per process."""
+    del mtime  # cache key only: a rewritten file is read again
+    return read_text_set([path], records=True).report(f"decontaminate: evaluation set {path}")
+
+
+@functools.cache
 def _cached_index(path: str, mtime: float, n: int) -> np.ndarray:
-    del mtime  # cache key only: a rewritten file is re-indexed
-    return ngram_index(read_eval_texts(path), n)
+    return ngram_index(_eval_set(path, mtime).texts, n)
 
 
 def eval_set_index(path: str | Path, n: int = NGRAM) -> np.ndarray:
@@ -105,8 +91,10 @@ class Decontaminate(Filter):
             for name, path in sets.items():
                 if not path.startswith(("/", "~", "$")):
                     raise ValueError(f"eval_sets.{name}: {path!r} must be absolute (or start with ~ or ${{VAR}})")
-                if not os.path.isfile(expand_uri(path, Path("/"))):
-                    raise ValueError(f"eval_sets.{name}: {expand_uri(path, Path('/'))} is not a file")
+                file = expand_uri(path, Path("/"))
+                if not os.path.isfile(file):
+                    raise ValueError(f"eval_sets.{name}: {file} is not a file")
+                _eval_set(os.path.abspath(file), os.path.getmtime(file))  # reports unreadable records here
             return sets
 
     def indexes(self) -> dict[str, np.ndarray]:

@@ -100,8 +100,7 @@ class JsonlReader(Reader):
         if seen == 0:
             yield rejected(path, 0, "empty_file", "no records")
 
-    @staticmethod
-    def _parse(raw: bytes, path: str, offset: int, p: RecordParams) -> dict[str, Any]:
+    def _parse(self, raw: bytes, path: str, offset: int, p: RecordParams) -> dict[str, Any]:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as err:
@@ -110,6 +109,11 @@ class JsonlReader(Reader):
             record = json.loads(line)
         except json.JSONDecodeError as err:
             return rejected(path, offset, "malformed_json", str(err))
+        return self.to_document(record, path, offset, p)
+
+    def to_document(self, record: Any, path: str, offset: int, p: RecordParams) -> dict[str, Any]:
+        """One decoded JSON value -> a document or a ledger entry (``record_to_doc``; a subclass may
+        take a record's text differently)."""
         return record_to_doc(record, path, offset, p)
 
 

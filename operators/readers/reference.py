@@ -8,35 +8,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from operators.core.base import OperatorKind, StepContext, all_operators, get_operator
+from operators.core.base import StepContext
 from operators.core.recipe import RecipeError, expand_uri
-
-
-def read_texts(files: list[str], fmt: str | None = None, params: dict | None = None) -> list[str]:
-    """The readable documents' texts of ``files`` (reader by ``fmt`` or by file extension)."""
-    texts: list[str] = []
-    for path in files:
-        reader = get_operator(fmt)(params or {}) if fmt else _reader_for(path)
-        texts.extend(row["text"] for row in reader.read(path, "reference") if not row.get("_reason"))  # type: ignore[attr-defined]
-    return texts
+from operators.readers.texts import read_text_set
 
 
 def reference_texts(ctx: StepContext, source: str | None, files: list[str], field: str) -> list[str]:
-    """Texts of the recipe source named ``source`` (raw files, as read), or of ``files``."""
+    """Texts of the recipe source named ``source`` (raw files, as read), or of ``files``; the
+    records skipped as unreadable are logged (``operators.readers.texts``)."""
     if source:
         if source not in ctx.sources:
             raise RecipeError(f"{field}: source {source!r} is not among the recipe's sources {sorted(ctx.sources)}")
         spec = ctx.sources[source]
-        texts = read_texts(spec["files"], spec["format"], spec["params"])
+        read = read_text_set(spec["files"], spec["format"], spec["params"])
     else:
-        texts = read_texts([expand_uri(f, Path.cwd()) for f in files])
+        read = read_text_set([expand_uri(f, Path.cwd()) for f in files])
+    texts = read.report(f"{field}: reference set").texts
     if not texts:
         raise RecipeError(f"{field}: the reference set is empty; name a source or files with documents")
     return texts
-
-
-def _reader_for(path: str):
-    for cls in all_operators():
-        if cls.kind == OperatorKind.READER and path.lower().endswith(cls.extensions):  # type: ignore[attr-defined]
-            return cls()
-    raise RecipeError(f"cannot infer a reader for {path!r}; use .jsonl, .parquet or .txt files")
