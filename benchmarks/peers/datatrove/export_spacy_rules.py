@@ -1,4 +1,4 @@
-"""Exports spaCy's English tokenizer rules to ``operators/spacy_en_rules.json``; run with the peer venv.
+"""Exports spaCy's English tokenizer rules to ``operators/text/spacy_en_rules.json``; run with the peer venv.
 
     benchmarks/peers/datatrove/venv/bin/python benchmarks/peers/datatrove/export_spacy_rules.py
 
@@ -19,7 +19,7 @@ import spacy
 from spacy.attrs import ORTH
 from spacy.pipeline import Sentencizer
 
-OUT = Path(__file__).resolve().parents[3] / "operators" / "spacy_en_rules.json"
+OUT = Path(__file__).resolve().parents[3] / "operators" / "text" / "spacy_en_rules.json"
 
 
 def main() -> None:
