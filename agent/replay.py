@@ -64,8 +64,8 @@ def _replay_search(folder: Path, out_dir: Path) -> list[dict[str, Any]]:
                 "call": name,
                 "tool": "pipeline",
                 "status": "match" if result.ok else "MISMATCH",
-                "expected": result["expected"],
-                "actual": result["actual"],
+                "expected": result.expected,
+                "actual": result.actual,
             }
         )
     return checks

@@ -112,5 +112,5 @@ def _source_documents(run_dir: str | Path, target: Target) -> list[tuple[str, st
         table = read_output(run_dir, target.source)
         return list(zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True))
     manifest = load_manifest(run_dir)
-    recipe = recipe_from_yaml(manifest["recipe"], base_dir=manifest["base_dir"])
+    recipe = recipe_from_yaml(manifest.recipe, base_dir=manifest.base_dir)
     return source_documents(recipe, target.source, f"target {target.name!r}")

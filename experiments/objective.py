@@ -11,7 +11,7 @@ from typing import Any
 
 from experiments.search_config import SearchConfig
 from experiments.targets import exclude_held_out
-from operators import Recipe, run_recipe
+from operators import Manifest, Recipe, run_recipe
 
 ReportFn = Callable[[int, float], bool]
 """(step, weighted bpb so far) -> True to prune."""
@@ -56,7 +56,7 @@ def evaluate_trial(
     manifest = run_recipe(exclude_held_out(recipe, config.held_out_ids), run_dir)
     out.manifest_path = run_dir / "manifest.json"
     out.seconds["pipeline"] = time.perf_counter() - start
-    out.retained_tokens = sum(manifest["output_bytes"].values())  # byte-level tokenizer: bytes = tokens
+    out.retained_tokens = sum(manifest.output_bytes.values())  # byte-level tokenizer: bytes = tokens
     out.drop_rates = drop_rates(manifest)
 
     reporting = 0.0  # the pruner's storage writes happen inside training, but are search overhead
@@ -114,12 +114,12 @@ def train_and_score(
     }
 
 
-def drop_rates(manifest: dict[str, Any]) -> dict[str, float]:
+def drop_rates(manifest: Manifest) -> dict[str, float]:
     """Fraction of input documents dropped per reason code (held-out exclusions not counted)."""
-    n = max(1, manifest["input_docs"])
+    n = max(1, manifest.input_docs)
     rates: dict[str, float] = {}
-    for step in manifest["steps"]:
-        for reason, count in step["dropped"].items():
+    for step in manifest.steps:
+        for reason, count in step.dropped.items():
             if reason != "held_out":
                 rates[reason] = rates.get(reason, 0.0) + count / n
     return rates

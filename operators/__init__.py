@@ -21,7 +21,7 @@ from operators.core.base import (  # noqa: E402
 )
 from operators.core.digest import sha256_file  # noqa: E402
 from operators.core.ledger import LedgerError, read_ledger  # noqa: E402
-from operators.core.manifest import load_manifest  # noqa: E402
+from operators.core.manifest import Manifest, load_manifest  # noqa: E402
 from operators.core.output import read_output  # noqa: E402
 from operators.core.plan import StepReport  # noqa: E402
 from operators.core.ray_session import ensure_ray, ray_session  # noqa: E402
@@ -49,6 +49,7 @@ __all__ = [
     "NGRAM",
     "Filter",
     "LedgerError",
+    "Manifest",
     "Mixture",
     "Operator",
     "OperatorKind",

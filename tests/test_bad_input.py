@@ -74,7 +74,7 @@ def test_bad_records_become_ledger_entries_with_exact_reasons(
     )
     assert kept_ids == sorted(["gutenberg:pride_and_prejudice:0000", "gutenberg:pride_and_prejudice:0004", *gz_kept])
     assert 1 <= len(gz_kept) < 8  # what was decompressed before the cut is kept, the rest is one entry
-    assert manifest["sources"]["raw"] == {"input": 2 + len(gz_kept) + 8, "kept": 2 + len(gz_kept), "dropped": 8}
+    assert manifest.sources["raw"] == {"input": 2 + len(gz_kept) + 8, "kept": 2 + len(gz_kept), "dropped": 8}
     assert set(dropped["step"].to_pylist()) == {-1} and set(dropped["op"].to_pylist()) == {"read"}
     empty = dropped.filter(pc.equal(dropped["reason"], "empty_file")).to_pylist()[0]
     assert empty["id"] == "empty.jsonl@0"
@@ -99,4 +99,4 @@ def test_repeated_ids_within_a_source_are_refused_with_the_fix(
 
     by_position = {**source, "params": {"id_field": ""}}  # the fix the message names
     manifest = run_recipe(recipe_from_dict({"sources": [by_position], "steps": steps}), tmp_path / "out2")
-    assert manifest["sources"]["books"] == {"input": 3, "kept": 3, "dropped": 0}
+    assert manifest.sources["books"] == {"input": 3, "kept": 3, "dropped": 0}

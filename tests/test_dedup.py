@@ -75,8 +75,8 @@ def test_plagiarised_answers_and_cached_signatures(shared_data, ray_started, tmp
     }
     # a looser band layout reuses the cached signatures and catches the heavier "cut" copies
     loose = _run(shared_data, tmp_path, "b", docs, [{"op": "minhash_dedup", "params": {"bands": 28, "rows": 4}}])
-    annotate = next(s for s in loose["steps"] if s["stage"] == "annotate")
-    assert annotate["cached"] and annotate["key"] == next(s for s in first["steps"] if s["stage"] == "annotate")["key"]
+    annotate = next(s for s in loose.steps if s.stage == "annotate")
+    assert annotate.cached and annotate.key == next(s for s in first.steps if s.stage == "annotate").key
     dropped = _dropped(tmp_path / "b")
     assert {"g4pC_taska.txt", "orig_taska.txt"} < set(dropped)
     assert dropped["g0pB_taskc.txt"].startswith("near_duplicate_of:")
@@ -99,7 +99,7 @@ def test_scoped_dedup_after_filters_that_empty_whole_blocks(shared_data, ray_sta
         {"op": "minhash_dedup", "sources": ["legal"]},
     ]
     manifest = _run(shared_data, tmp_path, "scoped", sources, steps)
-    assert manifest["sources"]["legal"] == {"input": 460, "kept": 236, "dropped": 224}
+    assert manifest.sources["legal"] == {"input": 460, "kept": 236, "dropped": 224}
     near = [r for r in _dropped(tmp_path / "scoped").values() if r.startswith("near_duplicate_of:")]
     assert len(near) == 106
 

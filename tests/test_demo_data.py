@@ -113,21 +113,21 @@ def test_warc_reads_extracts_and_pii_is_redacted(corpus: Path, ray_started, tmp_
         }
     )
     manifest = run_recipe(recipe, tmp_path / "run")
-    counts = manifest["sources"]["web"]
+    counts = manifest.sources["web"]
     assert counts["input"] == len(labels) and counts["kept"] + counts["dropped"] == counts["input"]
     ledger = read_ledger(tmp_path / "run")
     assert ledger.num_rows == len(labels)
 
-    steps = {(s["name"], s["stage"]): s for s in manifest["steps"]}
+    steps = {(s.name, s.stage): s for s in manifest.steps}
     refused = Counter(lb["expect"] for lb in labels if lb["expect"] != "document")
     read_drops = Counter(r["reason"] for r in ledger.to_pylist() if r["status"] == "dropped" and r["step"] == -1)
     assert read_drops == refused  # the ledger keeps the full reason, the step report its prefix
-    assert steps["read", "read"]["dropped"] == dict(Counter(r.split(":")[0] for r in refused.elements()))
+    assert steps["read", "read"].dropped == dict(Counter(r.split(":")[0] for r in refused.elements()))
     assert refused["not_html"] == 7 and refused["not_response"] == kinds["request"] + 1
     assert {"http_status:301", "http_status:404", "http_status:500", "http_status:503"} <= set(refused)
     documents = sum(lb["expect"] == "document" for lb in labels)
-    assert steps["html_extract", "map"]["docs_in"] == documents
-    assert steps["html_extract", "map"]["docs_out"] == documents  # every generated page has main text
+    assert steps["html_extract", "map"].docs_in == documents
+    assert steps["html_extract", "map"].docs_out == documents  # every generated page has main text
 
     kept = read_output(tmp_path / "run", "web").to_pylist()
     by_url = {row["url"]: row for row in kept}

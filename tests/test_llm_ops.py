@@ -156,7 +156,7 @@ def test_llm_operators_end_to_end_transformers(tmp_path: Path, shared_data: Path
     kept_med = read_output(tmp_path / "run", "med").to_pylist()
     assert {r["id"]: r["llm_score"] for r in kept_med} == {i: s for i, s in scores.items() if s >= 3}
     n_kept = sum(s >= 3 for s in scores.values())
-    assert manifest["sources"]["med"] == {"input": 6, "kept": n_kept, "dropped": 6 - n_kept}
+    assert manifest.sources["med"] == {"input": 6, "kept": n_kept, "dropped": 6 - n_kept}
 
     # rephrase: the hashed half of the instructions became synthetic children of their originals
     picked = {
@@ -270,7 +270,7 @@ def test_llm_quality_score_through_litellm_server(
     # no stage cache: the operator runs again, every answer comes from the response cache
     second = run_recipe(recipe, tmp_path / "run2", use_cache=False, num_blocks=1)
     assert chat_server.requests == 7
-    assert first["sources"] == second["sources"]
+    assert first.sources == second.sources
     assert read_ledger(tmp_path / "run1").sort_by("id").equals(read_ledger(tmp_path / "run2").sort_by("id"))
     # the answers are the tiny model's: same parse as the local backend gives
     op = LlmQualityScore({"llm": {"model": chat_server.model}})

@@ -303,17 +303,17 @@ def test_moving_a_threshold_reuses_the_cached_annotate_stage(shared_data: Path, 
 
     first = run_recipe(recipe(0.8), tmp_path / "run1")
     second = run_recipe(recipe(0.75), tmp_path / "run2")
-    stages = {(s["name"], s["stage"]): s for s in second["steps"]}
-    assert stages[("c4_quality", "annotate")]["cached"] and stages[("c4_line_filter", "map")]["cached"]
-    assert stages[("gopher_quality", "annotate")]["cached"] is True
-    assert stages[("gopher_quality", "decide")]["cached"] is False
-    before = {(s["name"], s["stage"]): s for s in first["steps"]}
-    assert before[("gopher_quality", "annotate")]["cached"] is False
-    assert before[("c4_quality", "decide")]["dropped"] == {"c4_too_few_sentences": 4}
-    dropped_strict = before[("gopher_quality", "decide")]["dropped"]["gopher_too_few_alpha_words"]
-    dropped_loose = stages[("gopher_quality", "decide")]["dropped"]["gopher_too_few_alpha_words"]
+    stages = {(s.name, s.stage): s for s in second.steps}
+    assert stages[("c4_quality", "annotate")].cached and stages[("c4_line_filter", "map")].cached
+    assert stages[("gopher_quality", "annotate")].cached is True
+    assert stages[("gopher_quality", "decide")].cached is False
+    before = {(s.name, s.stage): s for s in first.steps}
+    assert before[("gopher_quality", "annotate")].cached is False
+    assert before[("c4_quality", "decide")].dropped == {"c4_too_few_sentences": 4}
+    dropped_strict = before[("gopher_quality", "decide")].dropped["gopher_too_few_alpha_words"]
+    dropped_loose = stages[("gopher_quality", "decide")].dropped["gopher_too_few_alpha_words"]
     out = read_output(tmp_path / "run1", "pubmed")
     ratios = np.asarray(out["gopher_alpha_words_ratio"])
-    assert (ratios >= 0.8).all() and len(ratios) == first["output_docs"]
+    assert (ratios >= 0.8).all() and len(ratios) == first.output_docs
     assert dropped_loose < dropped_strict
-    assert second["output_docs"] - first["output_docs"] == dropped_strict - dropped_loose
+    assert second.output_docs - first.output_docs == dropped_strict - dropped_loose

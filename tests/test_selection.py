@@ -36,7 +36,7 @@ def test_dsir_selects_the_target_like_domain(shared_data, ray_started, tmp_path)
     step = {"op": "dsir_select", "sources": list(POOL), "params": {"target": "target", "keep_fraction": 0.3}}
     manifest = _run(shared_data, tmp_path / "dsir", [step], {"target": "domains/medical_medquad.jsonl"})
     kept = _kept_by_source(tmp_path / "dsir")
-    pool_size = sum(manifest["sources"][s]["input"] for s in POOL)
+    pool_size = sum(manifest.sources[s]["input"] for s in POOL)
     assert sum(kept[s] for s in POOL) == round(0.3 * pool_size)
     assert kept["target"] == 288  # the target source is outside the step and untouched
     assert (kept["medical"], kept["legal"], kept["code"]) == (465, 4, 12)  # 481 selected, 465 of them PubMed

@@ -18,7 +18,7 @@ from proxy_helpers import read_jsonl
 
 from evaluators.targets import Target, holdout_rank, resolve_targets
 from experiments.targets import prepare_targets
-from operators import RecipeError, read_text_set, read_texts, recipe_from_dict
+from operators import RecipeError, read_text_set, read_texts, recipe_from_dict, run_recipe
 
 JUNK = [  # (line, the reason it is skipped)
     (b'{"id": "broken", "text": "no closing quote\n', "malformed_json"),
@@ -87,7 +87,7 @@ def test_plain_text_files_and_missing_files(shared_data, tmp_path):
         read_text_set([tmp_path / "nope.jsonl"])
 
 
-def test_proxy_targets_and_search_targets_read_the_same_texts_and_slice(code, bad_code, tmp_path, caplog):
+def test_proxy_targets_and_search_targets_read_the_same_texts_and_slice(code, bad_code, ray_started, tmp_path, caplog):
     """A files target and a source slice over a file with bad lines: evaluators and the search agree."""
     write_with_junk(tmp_path / "all_code.jsonl", code, [line for line, _ in JUNK])
     recipe = recipe_from_dict(
@@ -98,8 +98,7 @@ def test_proxy_targets_and_search_targets_read_the_same_texts_and_slice(code, ba
         }
     )
     run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "manifest.json").write_text(json.dumps({"recipe": recipe.to_yaml(), "base_dir": recipe.base_dir}))
+    run_recipe(recipe, run_dir)
     targets = [
         Target(name="file", files=(str(bad_code),), max_docs=None, max_bytes=10**9),
         Target(name="slice", source="code", fraction=0.1, max_docs=None, max_bytes=10**9),

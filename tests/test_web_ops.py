@@ -236,11 +236,11 @@ def test_warc_extract_langid_recipe(shared_data: Path, ray_started, tmp_path: Pa
         )
 
     manifest = run_recipe(recipe({}), tmp_path / "run1")
-    assert manifest["sources"] == {"web": {"input": 124, "kept": 7, "dropped": 117}}
-    steps = {(s["name"], s["stage"]): s for s in manifest["steps"]}
-    assert steps["read", "read"]["dropped"] == {"not_html": 3, "not_response": 68, "truncated_record": 2}
-    assert steps["html_extract", "map"]["docs_out"] == 51 and steps["html_extract", "map"]["dropped"] == {}
-    assert steps["language_id", "decide"]["dropped"] == {"lang_mismatch": 44}
+    assert manifest.sources == {"web": {"input": 124, "kept": 7, "dropped": 117}}
+    steps = {(s.name, s.stage): s for s in manifest.steps}
+    assert steps["read", "read"].dropped == {"not_html": 3, "not_response": 68, "truncated_record": 2}
+    assert steps["html_extract", "map"].docs_out == 51 and steps["html_extract", "map"].dropped == {}
+    assert steps["language_id", "decide"].dropped == {"lang_mismatch": 44}
     ledger = read_ledger(tmp_path / "run1")
     assert ledger.num_rows == 124  # every record: kept or dropped with a reason
     assert Counter(ledger.column("status").to_pylist()) == {"kept": 7, "dropped": 117}
@@ -254,7 +254,7 @@ def test_warc_extract_langid_recipe(shared_data: Path, ray_started, tmp_path: Pa
 
     # a new language list re-runs only the cheap decision: identification comes from the cache
     manifest = run_recipe(recipe({"keep": ["en", "nl"]}), tmp_path / "run2")
-    steps = {(s["name"], s["stage"]): s for s in manifest["steps"]}
-    assert steps["language_id", "annotate"]["cached"] and steps["html_extract", "map"]["cached"]
-    assert not steps["language_id", "decide"]["cached"]
-    assert manifest["sources"]["web"]["kept"] == 8  # + the Dutch gardener page
+    steps = {(s.name, s.stage): s for s in manifest.steps}
+    assert steps["language_id", "annotate"].cached and steps["html_extract", "map"].cached
+    assert not steps["language_id", "decide"].cached
+    assert manifest.sources["web"]["kept"] == 8  # + the Dutch gardener page

@@ -100,13 +100,19 @@ class RunPipeline(_In):
     out_dir: str
 
 
+STEP_FIELDS = {"index", "name", "stage", "docs_in", "docs_out", "dropped"}
+"""What the run_pipeline tool reports of each step."""
+
+
 @tool("run_pipeline", "Run a recipe on Ray Data; returns per-source counts, step table and output hash.", RunPipeline)
 def run_pipeline(a: RunPipeline) -> dict[str, Any]:
     from operators import run_recipe
 
     m = run_recipe(_recipe(a.recipe), a.out_dir)
-    return {k: m[k] for k in ("recipe_id", "sources", "input_docs", "output_docs", "dropped_docs", "output_sha256")} | {
-        "steps": [{k: s[k] for k in ("index", "name", "stage", "docs_in", "docs_out", "dropped")} for s in m["steps"]],
+    summary = m.model_dump(mode="json", include={"recipe_id", "sources", "input_docs", "output_docs", "dropped_docs"})
+    return summary | {
+        "output_sha256": m.output_sha256,
+        "steps": [s.model_dump(mode="json", include=STEP_FIELDS) for s in m.steps],
         "dir": a.out_dir,
     }
 
@@ -130,7 +136,7 @@ def train_proxy(a: TrainProxy) -> dict[str, Any]:
     from operators import load_manifest, recipe_from_yaml
 
     manifest = load_manifest(a.run_dir)
-    recipe = recipe_from_yaml(manifest["recipe"], base_dir=manifest["base_dir"])
+    recipe = recipe_from_yaml(manifest.recipe, base_dir=manifest.base_dir)
     targets = [Target(name=n, files=f) for n, f in a.targets.items()]
     res = evaluate_recipe_output(
         Path(a.run_dir), recipe.mixture, targets, preset=a.preset, tokens=a.tokens, seed=a.seed

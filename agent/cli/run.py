@@ -9,7 +9,17 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agent.cli.console import EXIT_FAILED, console, fail, print_json
-from operators import LedgerError, RecipeError, StepReport, load_manifest, load_recipe, ray_session, replay, run_recipe
+from operators import (
+    LedgerError,
+    Manifest,
+    RecipeError,
+    StepReport,
+    load_manifest,
+    load_recipe,
+    ray_session,
+    replay,
+    run_recipe,
+)
 
 RAY_ADDRESS = typer.Option(
     None, "--ray-address", envvar="RAY_ADDRESS", help="join this Ray cluster (default: local Ray)"
@@ -65,13 +75,13 @@ def replay_cmd(
     except RecipeError as err:
         fail(str(err))
     if as_json:
-        print_json({k: v for k, v in result.items() if k != "manifest"})
+        print_json(result.model_dump(mode="json", exclude={"manifest"}))
     if not result.ok:
         fail(
-            f"replay diverged at {result['diverged_at'] or 'output'}: expected {result['expected']}, got {result['actual']}",
+            f"replay diverged at {result.diverged_at or 'output'}: expected {result.expected}, got {result.actual}",
             EXIT_FAILED,
         )
-    console.print(f"[green]replay ok[/]: output_sha256 {result['actual']}")
+    console.print(f"[green]replay ok[/]: output_sha256 {result.actual}")
 
 
 def _replay_agent_run(run_id: str, out: Path | None, ray_address: str | None, as_json: bool) -> None:
@@ -115,18 +125,18 @@ class _progress:
         self.bar.__exit__(*exc)
 
 
-def _show(manifest: dict, as_json: bool) -> None:
+def _show(manifest: Manifest, as_json: bool) -> None:
     """The per-step table on stderr; with ``--json`` the manifest also goes to stdout."""
     if as_json:
-        print_json(manifest)
-    table = Table(title=f"recipe {manifest['recipe_name']} ({manifest['recipe_id'][:12]})")
+        print_json(manifest.model_dump(mode="json"))
+    table = Table(title=f"recipe {manifest.recipe_name} ({manifest.recipe_id[:12]})")
     for col in ("#", "step", "stage", "docs in", "docs out", "dropped by reason", "time"):
         table.add_column(col, justify="right" if col.startswith("docs") else "left")
-    for s in manifest["steps"]:
-        reasons = ", ".join(f"{k}={v}" for k, v in s["dropped"].items())
-        time = "cached" if s["cached"] else f"{s['seconds']:.2f}s"
-        table.add_row(str(s["index"]), s["name"], s["stage"], str(s["docs_in"]), str(s["docs_out"]), reasons, time)
+    for s in manifest.steps:
+        reasons = ", ".join(f"{k}={v}" for k, v in s.dropped.items())
+        time = "cached" if s.cached else f"{s.seconds:.2f}s"
+        table.add_row(str(s.index), s.name, s.stage, str(s.docs_in), str(s.docs_out), reasons, time)
     console.print(table)
-    for name, c in manifest["sources"].items():
+    for name, c in manifest.sources.items():
         console.print(f"  {name}: {c['input']} in = {c['kept']} kept + {c['dropped']} dropped", highlight=False)
-    console.print(f"output_sha256 {manifest['output_sha256']}")
+    console.print(f"output_sha256 {manifest.output_sha256}")

@@ -69,7 +69,7 @@ def run_mixture(run_dir: Path, weights: str | None, max_epochs: float | None) ->
     mixture = Mixture()
     if (run_dir / "manifest.json").is_file():
         manifest = load_manifest(run_dir)
-        mixture = recipe_from_yaml(manifest["recipe"], base_dir=manifest["base_dir"]).mixture
+        mixture = recipe_from_yaml(manifest.recipe, base_dir=manifest.base_dir).mixture
     update: dict = {}
     if weights:
         update["weights"] = {k: float(v) for k, v in (kv.split("=", 1) for kv in weights.split(","))}

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel
 
 from operators.core.digest import sha256_file
 from operators.core.executor import Executor
-from operators.core.manifest import build_manifest, load_manifest
+from operators.core.manifest import Manifest, build_manifest, load_manifest
 from operators.core.plan import ProgressFn
 from operators.core.recipe import Recipe, RecipeError, recipe_from_yaml
 
@@ -21,7 +21,7 @@ def run_recipe(
     use_cache: bool = True,
     num_blocks: int | None = None,
     progress: ProgressFn | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Execute ``recipe`` into ``out_dir`` (data/, ledger.parquet, manifest.json); returns the manifest."""
     out = Path(out_dir).resolve()
     start = time.perf_counter()
@@ -30,16 +30,20 @@ def run_recipe(
     result = executor.run(out)
     seconds = round(time.perf_counter() - start, 3)
     manifest = build_manifest(recipe, out, inputs, result, executor.num_blocks, seconds)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    manifest.write(out / "manifest.json")
     return manifest
 
 
-class ReplayResult(dict):
-    """``ok``, ``expected``/``actual`` output hashes, ``diverged_at`` (first differing step) and the new manifest."""
+class ReplayResult(BaseModel):
+    """A replay: ``ok`` when the output hash matches; else ``diverged_at`` names the first step whose
+    output differs (None: only the final output differs)."""
 
-    @property
-    def ok(self) -> bool:
-        return bool(self["ok"])
+    ok: bool
+    expected: str
+    actual: str
+    diverged_at: str | None
+    manifest: Manifest
+    """The replayed run's manifest."""
 
 
 def replay(
@@ -47,23 +51,23 @@ def replay(
 ) -> ReplayResult:
     """Re-execute a recorded run and compare output hashes; reports the first diverging step."""
     old = load_manifest(manifest_path)
-    recipe = recipe_from_yaml(old["recipe"], base_dir=old["base_dir"])
-    changed = [p for p, h in old["inputs"].items() if not Path(p).is_file() or sha256_file(p) != h]
+    recipe = recipe_from_yaml(old.recipe, base_dir=old.base_dir)
+    changed = [p for p, h in old.inputs.items() if not Path(p).is_file() or sha256_file(p) != h]
     if changed:
         raise RecipeError(
             f"replay: input files changed or missing since the run: {changed[:5]}; restore them to replay"
         )
     new = run_recipe(recipe, out_dir, use_cache=use_cache, progress=progress)
     diverged = None
-    if new["output_sha256"] != old["output_sha256"]:
-        for a, b in zip(old["steps"], new["steps"], strict=False):
-            if a["output_sha256"] != b["output_sha256"]:
-                diverged = f"step {a['index']} {a['name']} ({a['stage']})"
+    if new.output_sha256 != old.output_sha256:
+        for a, b in zip(old.steps, new.steps, strict=False):
+            if a.output_sha256 != b.output_sha256:
+                diverged = f"step {a.index} {a.name} ({a.stage})"
                 break
     return ReplayResult(
-        ok=new["output_sha256"] == old["output_sha256"],
-        expected=old["output_sha256"],
-        actual=new["output_sha256"],
+        ok=new.output_sha256 == old.output_sha256,
+        expected=old.output_sha256,
+        actual=new.output_sha256,
         diverged_at=diverged,
         manifest=new,
     )
