@@ -13,6 +13,9 @@ GOAL_DEFAULTS = {
     "max_rounds": 1,
 }
 
+ABLATED_STEPS = 10
+"""Steps whose ablation the approved budget covers (the rule planner proposes fewer)."""
+
 
 class Goal(BaseModel):
     """Parsed from the goal text by a planner; ``defaults`` lists the fields nobody specified."""
@@ -34,5 +37,10 @@ class Goal(BaseModel):
     defaults: list[str] = Field(default_factory=list, description="fields that took a stated default")
 
     def compute_budget(self) -> float:
-        """Training tokens the approved plan may spend: the search plus its confirmation."""
-        return float(self.trials * self.proxy_tokens * (self.max_rounds + 1) + 6 * 3 * 2 * self.proxy_tokens)
+        """Training tokens the approved plan may spend: the search plus its confirmation (3 seeds,
+        up to 5 while undecided, and the ablation of up to ``ABLATED_STEPS`` steps, at twice the
+        search's tokens)."""
+        from experiments.confirm import confirm_cost
+
+        search = self.trials * self.proxy_tokens * (self.max_rounds + 1)
+        return float(search + confirm_cost(2 * self.proxy_tokens, ABLATED_STEPS, 3, 5))

@@ -1,10 +1,16 @@
-"""Confirm: retrain the predicted-optimal recipe, the best trial and baselines at a larger scale.
+"""Confirm: retrain the predicted-optimal recipe, its rivals and its ablations at a larger scale.
 
-Each recipe is trained with several seeds at the confirm scale (a bigger preset and/or more tokens)
-and once at the search scale. We report mean and spread per recipe, the gap of the
-predicted-optimal recipe to each baseline with a 95 % Welch interval, and the Spearman rank
-correlation between search-scale and confirm-scale scores (does the small proxy rank recipes the
-way the larger one does?). A gap whose interval contains zero is reported as within noise.
+Every recipe is trained once at the search scale and with several seeds at the confirm scale (a
+bigger preset and/or more tokens). Comparisons are *paired* (common random numbers): seed k means
+the same initialisation and the same sampling and packing order for every recipe, so what one
+seed's luck does to a recipe it does to the other, and the per-seed differences
+``predicted - other`` carry the comparison. Its 95 % interval is Student's t over those
+differences; a recipe compared with itself (the same recipe id) shares its runs and differs by
+exactly zero. While a comparison with a baseline is undecided (its interval contains zero), seeds
+are added one at a time up to ``max_seeds``. Ablations retrain the recipe with each enabled step
+switched off; a step whose removal lowers bits per byte beyond the interval hurts.
+The Spearman rank correlation between search-scale and confirm-scale scores says whether the small
+proxy ranks recipes the way the larger one does.
 """
 
 from __future__ import annotations
@@ -19,103 +25,211 @@ from experiments.objective import evaluate_trial
 from experiments.search_config import SearchConfig
 from operators import Recipe
 
+PREDICTED = "predicted_optimal"
+ABLATED = "without_"
+"""Name prefix of an ablation: ``without_<step index>_<op>``."""
+
 
 class RecipeScore(BaseModel):
     name: str
     recipe_id: str
     search_scale: float
+    seeds: list[int]
     confirm: list[float]
+    """Confirm-scale objective per seed, aligned with ``seeds``."""
     mean: float
     std: float
     bpb: dict[str, float]
 
 
 class Gap(BaseModel):
+    """The predicted-optimal recipe against another recipe, paired by seed."""
+
     baseline: str
     diff: float
-    """predicted-optimal minus baseline (negative = better, bpb is lower-is-better)."""
+    """Mean of the per-seed differences, predicted-optimal minus the other (negative = better: bpb is
+    lower-is-better). For an ablation: the recipe minus the recipe without the step (negative = the
+    step helps)."""
     ci95: tuple[float, float]
     verdict: str
+    seeds: list[int]
+    diffs: list[float]
 
 
 class ConfirmResult(BaseModel):
     preset: str
     tokens: int
     seeds: list[int]
+    """Every seed the predicted-optimal recipe was trained with (the initial ones and those added)."""
+    max_seeds: int
+    runs: int
+    """Confirm-scale trainings spent (recipes sharing a recipe id share their runs)."""
     scores: list[RecipeScore]
     gaps: list[Gap]
+    ablations: list[Gap] = []
     spearman: float | None
 
 
-def confirm_recipes(predicted: Recipe, best: Recipe | None) -> dict[str, Recipe]:
-    recipes = {"predicted_optimal": predicted}
+def confirm_recipes(predicted: Recipe, best: Recipe | None, proposal: Recipe | None = None) -> dict[str, Recipe]:
+    """The recipes a confirmation compares: the predicted-optimal one first, then its rivals."""
+    recipes = {PREDICTED: predicted}
     if best is not None:
         recipes["best_observed"] = best
+    if proposal is not None:
+        recipes["proposal"] = proposal
     recipes.update({name: make(predicted) for name, make in BASELINES.items()})
     return recipes
 
 
-def run_confirm(
-    folder: Path, config: SearchConfig, recipes: dict[str, Recipe], *, preset: str, tokens: int, seeds: list[int]
-) -> ConfirmResult:
-    scores = []
-    for name, recipe in recipes.items():
-        small = evaluate_trial(recipe, folder / "confirm" / name / "search_scale", config, _never)
-        big_config = config.model_copy(
+def ablation_recipes(recipe: Recipe) -> dict[str, Recipe]:
+    """The recipe with each enabled step switched off in turn (the natural-mixture ablation is the
+    ``natural_mixture`` baseline)."""
+    out = {}
+    for i, step in enumerate(recipe.steps):
+        if step.enabled:
+            variant = recipe.model_copy(deep=True)
+            variant.steps[i].enabled = False
+            out[f"{ABLATED}{i}_{step.op}"] = variant
+    return out
+
+
+class _Runs:
+    """Confirm-scale trainings by recipe id and seed; one recipe's runs serve every name it has."""
+
+    def __init__(self, folder: Path, config: SearchConfig, recipes: dict[str, Recipe], preset: str, tokens: int):
+        self.folder, self.config, self.recipes = folder, config, recipes
+        self.big = config.model_copy(
             update={"proxy": config.proxy.model_copy(update={"preset": preset, "tokens": tokens})}
         )
-        runs = [
-            evaluate_trial(recipe, folder / "confirm" / name / f"seed{s}", big_config, _never, seed=s) for s in seeds
-        ]
-        values = [r.objective for r in runs]
-        bpb = {k: float(np.mean([r.bpb[k] for r in runs])) for k in runs[0].bpb}
-        scores.append(
-            RecipeScore(
-                name=name,
-                recipe_id=recipe.recipe_id(),
-                search_scale=small.objective,
-                confirm=values,
-                mean=float(np.mean(values)),
-                std=float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-                bpb=bpb,
-            )
+        self.values: dict[str, dict[int, float]] = {}
+        self.bpb: dict[str, dict[int, dict[str, float]]] = {}
+        self.small: dict[str, float] = {}
+        self.count = 0
+
+    def train(self, name: str, seeds: list[int]) -> None:
+        rid = self.recipes[name].recipe_id()
+        if rid not in self.small:
+            self.small[rid] = evaluate_trial(
+                self.recipes[name], self.folder / name / "search_scale", self.config, _never
+            ).objective
+        done = self.values.setdefault(rid, {})
+        for s in seeds:
+            if s not in done:
+                out = evaluate_trial(self.recipes[name], self.folder / name / f"seed{s}", self.big, _never, seed=s)
+                done[s], self.count = out.objective, self.count + 1
+                self.bpb.setdefault(rid, {})[s] = out.bpb
+
+    def score(self, name: str) -> RecipeScore:
+        rid = self.recipes[name].recipe_id()
+        seeds = sorted(self.values[rid])
+        values = [self.values[rid][s] for s in seeds]
+        first = self.bpb[rid][seeds[0]]
+        return RecipeScore(
+            name=name,
+            recipe_id=rid,
+            search_scale=self.small[rid],
+            seeds=seeds,
+            confirm=values,
+            mean=float(np.mean(values)),
+            std=float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            bpb={k: float(np.mean([self.bpb[rid][s][k] for s in seeds])) for k in first},
         )
+
+    def gap(self, name: str, verdicts: tuple[str, str, str]) -> Gap:
+        ours, other = (self.values[self.recipes[n].recipe_id()] for n in (PREDICTED, name))
+        seeds = sorted(set(ours) & set(other))
+        diffs = [ours[s] - other[s] for s in seeds]
+        lo, hi = paired_ci(diffs)
+        same = self.recipes[name].recipe_id() == self.recipes[PREDICTED].recipe_id()
+        verdict = "same recipe" if same else verdicts[0] if hi < 0 else verdicts[1] if lo > 0 else verdicts[2]
+        return Gap(baseline=name, diff=float(np.mean(diffs)), ci95=(lo, hi), verdict=verdict, seeds=seeds, diffs=diffs)
+
+
+BASELINE_VERDICTS = ("better", "worse", "within noise")
+ABLATION_VERDICTS = ("helps", "hurts", "no measurable effect")
+UNDECIDED = "within noise"
+
+
+def run_confirm(
+    folder: Path,
+    config: SearchConfig,
+    recipes: dict[str, Recipe],
+    *,
+    preset: str,
+    tokens: int,
+    seeds: list[int],
+    max_seeds: int = 5,
+    ablate: bool = True,
+) -> ConfirmResult:
+    """Train ``recipes`` (the predicted-optimal one first) with ``seeds`` at the confirm scale, add
+    seeds while a baseline comparison is undecided, and ablate each step of the predicted recipe."""
+    ablations = ablation_recipes(recipes[PREDICTED]) if ablate else {}
+    runs = _Runs(folder / "confirm", config, {**recipes, **ablations}, preset, tokens)
+    if len(set(seeds)) < 2 or max_seeds < len(set(seeds)):
+        raise ValueError(
+            f"confirmation needs at least 2 distinct seeds and max_seeds >= their number: {seeds}, {max_seeds}"
+        )
+    seeds = sorted(set(seeds))
+    for name in runs.recipes:
+        runs.train(name, seeds)
+    rivals = [n for n in recipes if n != PREDICTED]
+    gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
+    while len(seeds) < max_seeds and (open_ := [g.baseline for g in gaps if g.verdict == UNDECIDED]):
+        seeds.append(max(seeds) + 1)
+        for name in [PREDICTED, *open_]:
+            runs.train(name, seeds)
+        gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
+    scores = [runs.score(n) for n in recipes]
+    table = [runs.gap(n, ABLATION_VERDICTS) for n in ablations]
+    if "natural_mixture" in recipes and ablate:
+        table.append(runs.gap("natural_mixture", ABLATION_VERDICTS).model_copy(update={"baseline": "mixture_natural"}))
     return ConfirmResult(
-        preset=preset, tokens=tokens, seeds=seeds, scores=scores, gaps=gaps(scores), spearman=spearman(scores)
+        preset=preset,
+        tokens=tokens,
+        seeds=seeds,
+        max_seeds=max_seeds,
+        runs=runs.count,
+        scores=scores,
+        gaps=gaps,
+        ablations=table,
+        spearman=spearman(scores),
     )
+
+
+CONFIRMED = 7
+"""Recipes a confirmation trains at most: predicted, best observed, proposal and four baselines."""
+
+
+def confirm_cost(tokens: int, steps: int, seeds: int, max_seeds: int) -> float:
+    """Training tokens a confirmation may spend at most: every recipe and ablation with ``seeds``
+    seeds, then every recipe again for each seed added (recipes sharing an id cost less)."""
+    return float(((CONFIRMED + steps) * seeds + CONFIRMED * max(0, max_seeds - seeds)) * tokens)
+
+
+def hurting_steps(result: ConfirmResult) -> list[int]:
+    """Indices of the steps whose removal lowered bits per byte beyond the paired interval."""
+    hurt = [g.baseline for g in result.ablations if g.baseline.startswith(ABLATED) and g.verdict == "hurts"]
+    return [int(name.removeprefix(ABLATED).split("_")[0]) for name in hurt]
 
 
 def _never(step: int, value: float) -> bool:
     return False
 
 
-def gaps(scores: list[RecipeScore]) -> list[Gap]:
-    by_name = {s.name: s for s in scores}
-    ours = by_name["predicted_optimal"]
-    out = []
-    for name, other in by_name.items():
-        if name == "predicted_optimal":
-            continue
-        lo, hi = welch_ci(ours.confirm, other.confirm)
-        diff = ours.mean - other.mean
-        verdict = "better" if hi < 0 else "worse" if lo > 0 else "within noise"
-        out.append(Gap(baseline=name, diff=diff, ci95=(lo, hi), verdict=verdict))
-    return out
-
-
-def welch_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float]:
-    """Confidence interval of mean(a) - mean(b) without assuming equal variances (Welch 1947)."""
+def paired_ci(diffs: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Student's t interval of the mean of paired differences (n - 1 degrees of freedom);
+    differences without spread (a recipe against itself) give a zero-width interval at their mean."""
     from scipy import stats
 
-    a_, b_ = np.asarray(a), np.asarray(b)
-    diff = a_.mean() - b_.mean()
-    va, vb = a_.var(ddof=1) / len(a_), b_.var(ddof=1) / len(b_)
-    se = float(np.sqrt(va + vb))
+    if len(diffs) < 2:
+        raise ValueError(f"a paired interval needs at least 2 seeds, got {len(diffs)}")
+    d = np.asarray(diffs, dtype=float)
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / np.sqrt(len(d)))
     if se == 0.0:
-        return (diff, diff)
-    dof = (va + vb) ** 2 / (va**2 / (len(a_) - 1) + vb**2 / (len(b_) - 1))
-    t = stats.t.ppf(0.5 + level / 2, dof)
-    return (float(diff - t * se), float(diff + t * se))
+        return (mean, mean)
+    t = float(stats.t.ppf(0.5 + level / 2, len(d) - 1))
+    return (mean - t * se, mean + t * se)
 
 
 def spearman(scores: list[RecipeScore]) -> float | None:

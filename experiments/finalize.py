@@ -8,7 +8,7 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from experiments.confirm import ConfirmResult, confirm_recipes, run_confirm
+from experiments.confirm import ConfirmResult, confirm_recipes, hurting_steps, run_confirm
 from experiments.report import write_report
 from experiments.study import Search, trial_summary
 from experiments.surrogate import predict_optimum
@@ -21,6 +21,17 @@ def _manifest(folder: Path, confirmed: ConfirmResult | None) -> str | None:
     return str(path) if confirmed and path.exists() else None
 
 
+def paired_metrics(result: ConfirmResult) -> dict[str, float]:
+    """The paired comparisons as MLflow metrics: ``paired_<other>`` (predicted minus other, bpb),
+    its ``_lo``/``_hi`` interval bounds and ``_seeds``; ablations as ``ablation_<step>...``."""
+    out: dict[str, float] = {"confirm_seeds": len(result.seeds), "confirm_runs": result.runs}
+    for prefix, gaps in (("paired_", result.gaps), ("ablation_", result.ablations)):
+        for g in gaps:
+            key = prefix + g.baseline
+            out |= {key: g.diff, f"{key}_lo": g.ci95[0], f"{key}_hi": g.ci95[1], f"{key}_seeds": len(g.seeds)}
+    return out
+
+
 def finalize(
     folder: str | Path,
     *,
@@ -28,8 +39,12 @@ def finalize(
     confirm_preset: str | None = None,
     confirm_tokens: int | None = None,
     seeds: tuple[int, ...] = (0, 1, 2),
+    max_seeds: int = 5,
+    ablate: bool = True,
 ) -> dict[str, Any]:
-    """Fit the surrogate, write ``predicted_optimal.yaml``, confirm against baselines, write the report.
+    """Fit the surrogate, write ``predicted_optimal.yaml``, confirm it against baselines with paired
+    seeds (adding seeds up to ``max_seeds`` while a comparison is undecided), ablate each of its steps,
+    write ``recommended.yaml`` (the predicted recipe minus the steps that hurt) and the report.
 
     Returns (and writes to ``DIR/final.json``) the prediction, the confirm result and the paths."""
     search = Search(folder)
@@ -47,24 +62,37 @@ def finalize(
     predicted.save(search.folder / "predicted_optimal.yaml")
     best_trial = min(complete, key=lambda t: t.values[0])
     best = search.space.apply(search.base, dict(best_trial.params))
+    proposal = search.space.apply(search.base, search.space.values_of(search.base))
     result: ConfirmResult | None = None
     if confirm:
         result = run_confirm(
             search.folder,
             search.config,
-            confirm_recipes(predicted, best),
+            confirm_recipes(predicted, best, proposal),
             preset=confirm_preset or search.config.proxy.preset,
             tokens=confirm_tokens or 2 * search.config.proxy.tokens,
             seeds=list(seeds),
+            max_seeds=max_seeds,
+            ablate=ablate,
         )
+    dropped = hurting_steps(result) if result else []
+    recommended = predicted.model_copy(deep=True)
+    for i in dropped:
+        recommended.steps[i].enabled = False
+    recommended.name = f"{search.base.name}-recommended"
+    dropped_steps = [f"{i} {predicted.steps[i].op}" for i in dropped]
+    recommended.save(search.folder / "recommended.yaml")
     trials = [trial_summary(t) for t in study.get_trials(deepcopy=False)]
     report, plots = write_report(
-        search.folder, study, trials, search.space.simplex, prediction, predicted.to_yaml(), result
+        search.folder, study, trials, search.space.simplex, prediction, predicted.to_yaml(), result, dropped_steps
     )
     final = {
         "prediction": prediction.model_dump(),
         "predicted_recipe": str(search.folder / "predicted_optimal.yaml"),
         "predicted_recipe_id": predicted.recipe_id(),
+        "recommended_recipe": str(search.folder / "recommended.yaml"),
+        "recommended_recipe_id": recommended.recipe_id(),
+        "dropped_steps": dropped_steps,
         "best_trial": best_trial.number,
         "best_observed": best_trial.values[0],
         "confirm": result.model_dump() if result else None,
@@ -80,8 +108,10 @@ def finalize(
                 "predicted_bpb": prediction.predicted,
                 "predicted_bpb_std": prediction.uncertainty,
                 "best_observed_bpb": best_trial.values[0],
+                **(paired_metrics(result) if result else {}),
             }
         )
-        for path in [report, *plots, search.folder / "predicted_optimal.yaml", search.folder / "final.json"]:
+        files = ["predicted_optimal.yaml", "recommended.yaml", "final.json"]
+        for path in [report, *plots, *(search.folder / f for f in files)]:
             mlflow.log_artifact(str(path))
     return final

@@ -112,11 +112,29 @@ def test_small_search_runs_trials_reuses_signals_and_tracks_in_mlflow(
         curve = client.get_metric_history(run.info.run_id, "intermediate_bpb")
         assert [m.step for m in curve] == sorted(trials[2].intermediate_values)
 
-        final = finalize(tmp_path / "s", confirm=True, confirm_tokens=16384, seeds=(0, 1))
+        final = finalize(tmp_path / "s", confirm=True, confirm_tokens=16384, seeds=(0, 1), max_seeds=3)
         report = (tmp_path / "s" / "report.md").read_text()
         assert "## Predicted-optimal recipe" in report and "## Confirmation" in report
+        assert "## What each step buys (ablation)" in report and "| without_0_length_filter |" in report
+        confirm = final["confirm"]
+        assert [g["baseline"] for g in confirm["ablations"]] == ["without_0_length_filter", "mixture_natural"]
+        for g in confirm["gaps"] + confirm["ablations"]:  # paired: the mean of per-seed differences
+            assert len(g["diffs"]) == len(g["seeds"]) >= 2 and g["diff"] == pytest.approx(
+                sum(g["diffs"]) / len(g["diffs"])
+            )
+        undecided = [g for g in confirm["gaps"] if g["verdict"] == "within noise"]
+        assert all(g["seeds"] == [0, 1, 2] for g in undecided) and confirm["seeds"] == (
+            [0, 1, 2] if undecided else [0, 1]
+        )
+        assert Path(final["recommended_recipe"]).is_file()
+        parent = client.get_run(search.config.mlflow_parent_run).data.metrics
+        natural = next(g for g in confirm["gaps"] if g["baseline"] == "natural_mixture")
+        assert parent["paired_natural_mixture"] == pytest.approx(natural["diff"])
+        assert (
+            parent["paired_natural_mixture_seeds"] == len(natural["seeds"]) and "ablation_mixture_natural_hi" in parent
+        )
         names = [s["name"] for s in final["confirm"]["scores"]]
-        assert names[:2] == ["predicted_optimal", "best_observed"] and {
+        assert names[:3] == ["predicted_optimal", "best_observed", "proposal"] and {
             "natural_mixture",
             "uniform_mixture",
             "no_filtering",
@@ -275,3 +293,35 @@ def test_a_search_json_written_before_one_target_model_still_resumes():
     assert config.targets[0].files == ("/s/heldout-code.txt",)
     assert config.objective.targets[0].source == "code"
     assert config.objective.targets[0].max_docs is None
+
+
+def test_paired_confirmation_is_exactly_zero_against_itself_and_repeats(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    from experiments.confirm import run_confirm
+    from experiments.search_config import SearchConfig
+    from experiments.targets import prepare_targets
+    from operators import load_recipe
+
+    recipe_path, space_path = _write_inputs(shared_data, tmp_path, 1)
+    recipe = load_recipe(recipe_path)
+    space = yaml.safe_load(space_path.read_text())
+    config = SearchConfig(
+        recipe_yaml=recipe.to_yaml(), base_dir=recipe.base_dir, space=space, objective=space["objective"]
+    )
+    config.targets, config.held_out_ids = prepare_targets(config.objective.targets, recipe, tmp_path / "t")
+    filtered = recipe.model_copy(deep=True)
+    filtered.steps[0].params = {"min_words": 300}
+    recipes = {"predicted_optimal": recipe, "itself": recipe.model_copy(deep=True), "stricter": filtered}
+    runs = [
+        run_confirm(
+            tmp_path / f"c{i}", config, recipes, preset="nano", tokens=16384, seeds=[0, 1], max_seeds=2, ablate=False
+        )
+        for i in range(2)
+    ]
+    first, again = runs
+    assert first.gaps == again.gaps and first.scores == again.scores  # the same numbers when re-run
+    itself, stricter = first.gaps
+    assert (itself.verdict, itself.diff, itself.ci95, itself.diffs) == ("same recipe", 0.0, (0.0, 0.0), [0.0, 0.0])
+    assert stricter.diffs != [0.0, 0.0] and stricter.seeds == [0, 1] and first.runs == 4  # 2 recipes x 2 seeds
+    assert len({s.recipe_id for s in first.scores}) == 2

@@ -231,14 +231,21 @@ class Finalize(_In):
     confirm: bool = True
     confirm_preset: str | None = None
     confirm_tokens: int | None = Field(None, gt=0)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=2)
+    max_seeds: int = Field(
+        5, ge=2, description="seeds are added up to this many while a baseline comparison is undecided"
+    )
+    ablate: bool = Field(True, description="retrain the final recipe with each enabled step switched off")
 
 
 def _finalize_cost(a: Finalize) -> float:
+    from experiments.confirm import confirm_cost
     from experiments.study import Search
 
-    tokens = a.confirm_tokens or 2 * Search(a.dir).config.proxy.tokens
-    return 6 * len(a.seeds) * tokens if a.confirm else 0.0
+    search = Search(a.dir)
+    tokens = a.confirm_tokens or 2 * search.config.proxy.tokens
+    steps = sum(s.enabled for s in search.base.steps) if a.ablate else 0
+    return confirm_cost(tokens, steps, len(a.seeds), a.max_seeds) if a.confirm else 0.0
 
 
 @tool(
@@ -251,7 +258,13 @@ def finalize(a: Finalize) -> dict[str, Any]:
     from experiments.finalize import finalize as run_finalize
 
     return run_finalize(
-        a.dir, confirm=a.confirm, confirm_preset=a.confirm_preset, confirm_tokens=a.confirm_tokens, seeds=tuple(a.seeds)
+        a.dir,
+        confirm=a.confirm,
+        confirm_preset=a.confirm_preset,
+        confirm_tokens=a.confirm_tokens,
+        seeds=tuple(a.seeds),
+        max_seeds=a.max_seeds,
+        ablate=a.ablate,
     )
 
 

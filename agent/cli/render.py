@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from rich.markup import escape
 from rich.syntax import Syntax
+from rich.table import Table
 
 from agent.cli.console import console
 
@@ -57,13 +58,37 @@ def render_final(final: dict[str, Any]) -> None:
     if final.get("confirm"):
         for s in final["confirm"]["scores"]:
             console.print(f"  {s['name']:<18} {s['mean']:.4f} ± {s['std']:.4f} bpb", highlight=False)
-        for g in final["confirm"]["gaps"]:
-            console.print(
-                f"  gain vs {g['baseline']:<16} {-g['diff']:+.4f} bpb, 95% CI [{-g['ci95'][1]:+.4f}, {-g['ci95'][0]:+.4f}]: {g['verdict']}",
-                highlight=False,
-            )
+        render_comparisons(final)
     console.print(f"recipe:   {final['predicted_recipe']}")
     console.print(f"report:   {final['report']}")
     console.print(f"MLflow:   {tracking_uri()}  (mlflow ui --backend-store-uri {tracking_uri()})")
     if final.get("manifest"):
         console.print(f"manifest: {final['manifest']}  (dataplan replay {final['manifest']} --out DIR)")
+
+
+def render_comparisons(final: dict[str, Any]) -> None:
+    """The paired comparisons against baselines and the ablation table of a finalized search."""
+    c = final["confirm"]
+    console.print(
+        f"paired by seed ({c['preset']}, {c['tokens']:,} tokens): seeds {c['seeds']} (at most {c['max_seeds']}), "
+        f"{c['runs']} trainings",
+        highlight=False,
+    )
+    for g in c["gaps"]:
+        console.print(
+            f"  gain vs {g['baseline']:<16} {-g['diff']:+.4f} bpb, 95% CI [{-g['ci95'][1]:+.4f}, {-g['ci95'][0]:+.4f}]"
+            f" ({len(g['seeds'])} seeds): {g['verdict']}",
+            highlight=False,
+        )
+    if c.get("ablations"):
+        table = Table(title="what each step buys (effect on target bpb; negative = helps)")
+        for col in ("step", "effect", "95% CI", "seeds", "verdict"):
+            table.add_column(col)
+        for g in c["ablations"]:
+            ci = f"[{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}]"
+            table.add_row(g["baseline"], f"{g['diff']:+.4f}", ci, str(len(g["seeds"])), g["verdict"])
+        console.print(table)
+    if final.get("dropped_steps"):
+        console.print(f"dropped from the recommended recipe (they hurt): {', '.join(final['dropped_steps'])}")
+    if final.get("recommended_recipe"):
+        console.print(f"recommended: {final['recommended_recipe']}")

@@ -9,9 +9,14 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agent.cli.console import EXIT_FAILED, console, fail, print_json
+from agent.cli.render import render_comparisons
 from operators import RecipeError, load_recipe, ray_session
 
 EXIT_INTERRUPTED = 130
+MAX_SEEDS = typer.Option(
+    5, "--max-seeds", min=2, help="confirmation adds seeds up to this many while a baseline comparison is undecided"
+)
+ABLATE = typer.Option(True, "--ablate/--no-ablate", help="retrain the final recipe with each step switched off")
 
 
 def register(app: typer.Typer) -> None:
@@ -46,6 +51,8 @@ def search(
     confirm_tokens: int | None = typer.Option(
         None, "--confirm-tokens", help="tokens per confirmation run (default: 2x the search's)"
     ),
+    max_seeds: int = MAX_SEEDS,
+    ablate: bool = ABLATE,
     ray_address: str | None = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS"),
     as_json: bool = typer.Option(False, "--json", help="print the final summary as JSON on stdout"),
 ) -> None:
@@ -78,7 +85,13 @@ def search(
                 from experiments.finalize import finalize as do_finalize
 
                 console.print("finalizing: surrogate, confirmation runs, report")
-                final = do_finalize(s.folder, confirm_preset=confirm_preset, confirm_tokens=confirm_tokens)
+                final = do_finalize(
+                    s.folder,
+                    confirm_preset=confirm_preset,
+                    confirm_tokens=confirm_tokens,
+                    max_seeds=max_seeds,
+                    ablate=ablate,
+                )
     except KeyboardInterrupt:
         where = s.folder if s else "DIR"
         console.print(
@@ -102,6 +115,8 @@ def finalize_cmd(
     confirm: bool = typer.Option(True, "--confirm/--no-confirm"),
     confirm_preset: str | None = typer.Option(None, "--confirm-preset"),
     confirm_tokens: int | None = typer.Option(None, "--confirm-tokens"),
+    max_seeds: int = MAX_SEEDS,
+    ablate: bool = ABLATE,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Predicted-optimal recipe, confirmation against baselines and report for a finished search."""
@@ -109,7 +124,14 @@ def finalize_cmd(
 
     try:
         with ray_session():
-            final = do_finalize(folder, confirm=confirm, confirm_preset=confirm_preset, confirm_tokens=confirm_tokens)
+            final = do_finalize(
+                folder,
+                confirm=confirm,
+                confirm_preset=confirm_preset,
+                confirm_tokens=confirm_tokens,
+                max_seeds=max_seeds,
+                ablate=ablate,
+            )
     except (RecipeError, ValueError) as err:
         fail(str(err), EXIT_FAILED)
     if as_json:
@@ -123,10 +145,7 @@ def _show_final(final: dict) -> None:
         f"predicted-optimal: {p['predicted']:.4f} ± {p['uncertainty']:.4f} bpb  ({final['predicted_recipe']})"
     )
     if final["confirm"]:
-        for g in final["confirm"]["gaps"]:
-            console.print(
-                f"  vs {g['baseline']}: {g['diff']:+.4f} bpb, 95% CI [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}] -> {g['verdict']}"
-            )
+        render_comparisons(final)
     console.print(f"report: {final['report']}")
 
 
