@@ -106,9 +106,11 @@ class _Runs:
         self.small: dict[str, float] = {}
         self.count = 0
 
-    def train(self, name: str, seeds: list[int]) -> None:
+    def train(self, name: str, seeds: list[int], search_scale: bool = True) -> None:
+        """Confirm-scale runs of ``name`` for ``seeds`` not yet trained, and (for the Spearman check)
+        one search-scale run."""
         rid = self.recipes[name].recipe_id()
-        if rid not in self.small:
+        if search_scale and rid not in self.small:
             self.small[rid] = evaluate_trial(
                 self.recipes[name], self.folder / name / "search_scale", self.config, _never
             ).objective
@@ -171,7 +173,7 @@ def run_confirm(
         )
     seeds = sorted(set(seeds))
     for name in runs.recipes:
-        runs.train(name, seeds)
+        runs.train(name, seeds, search_scale=name in recipes)
     rivals = [n for n in recipes if n != PREDICTED]
     gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
     while len(seeds) < max_seeds and (open_ := [g.baseline for g in gaps if g.verdict == UNDECIDED]):

@@ -82,11 +82,17 @@ def render_comparisons(final: dict[str, Any]) -> None:
         )
     if c.get("ablations"):
         table = Table(title="what each step buys (effect on target bpb; negative = helps)")
-        for col in ("step", "effect", "95% CI", "seeds", "verdict"):
-            table.add_column(col)
+        for col in ("step", "effect [95% CI]", "seeds", "verdict"):
+            table.add_column(col, no_wrap=True)
         for g in c["ablations"]:
-            ci = f"[{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}]"
-            table.add_row(g["baseline"], f"{g['diff']:+.4f}", ci, str(len(g["seeds"])), g["verdict"])
+            step = (
+                g["baseline"]
+                .removeprefix("without_")
+                .replace("_", " ", 1)
+                .replace("mixture natural", "mixture: natural")
+            )
+            effect = f"{g['diff']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
+            table.add_row(step, effect, str(len(g["seeds"])), g["verdict"])
         console.print(table)
     if final.get("dropped_steps"):
         console.print(f"dropped from the recommended recipe (they hurt): {', '.join(final['dropped_steps'])}")
