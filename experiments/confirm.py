@@ -171,13 +171,13 @@ def run_confirm(
         raise ValueError(
             f"confirmation needs at least 2 distinct seeds and max_seeds >= their number: {seeds}, {max_seeds}"
         )
-    seeds = sorted(set(seeds))
+    seeds = initial = sorted(set(seeds))
     for name in runs.recipes:
         runs.train(name, seeds, search_scale=name in recipes)
     rivals = [n for n in recipes if n != PREDICTED]
     gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
     while len(seeds) < max_seeds and (open_ := [g.baseline for g in gaps if g.verdict == UNDECIDED]):
-        seeds.append(max(seeds) + 1)
+        seeds = [*seeds, max(seeds) + 1]
         for name in [PREDICTED, *open_]:
             runs.train(name, seeds)
         gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
@@ -194,7 +194,7 @@ def run_confirm(
         scores=scores,
         gaps=gaps,
         ablations=table,
-        spearman=spearman(scores),
+        spearman=spearman(scores, initial),
     )
 
 
@@ -234,10 +234,13 @@ def paired_ci(diffs: list[float], level: float = 0.95) -> tuple[float, float]:
     return (mean - t * se, mean + t * se)
 
 
-def spearman(scores: list[RecipeScore]) -> float | None:
+def spearman(scores: list[RecipeScore], seeds: list[int]) -> float | None:
+    """Rank correlation of search-scale scores with confirm-scale means over ``seeds`` (the seeds
+    every recipe has: those added for undecided comparisons would tilt the means)."""
     from scipy import stats
 
     if len(scores) < 3:
         return None
-    rho = stats.spearmanr([s.search_scale for s in scores], [s.mean for s in scores]).statistic
+    confirm = [np.mean([v for s, v in zip(sc.seeds, sc.confirm, strict=True) if s in seeds]) for sc in scores]
+    rho = stats.spearmanr([s.search_scale for s in scores], confirm).statistic
     return None if np.isnan(rho) else float(rho)

@@ -15,6 +15,7 @@ completed trial and counts none twice.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import time
@@ -95,14 +96,17 @@ class Search:
     def study(self) -> optuna.Study:
         directions = ["minimize", "maximize"] if self.config.objective.retained_tokens else ["minimize"]
         write_ahead_log(self.folder / "study.db")
-        return optuna.create_study(
+        study = optuna.create_study(
             storage=f"sqlite:///{self.folder / 'study.db'}",
             study_name=self.config.study_name,
-            sampler=make_sampler(self.config.sampler, self.config.seed, len(directions) > 1),
+            sampler=optuna.samplers.RandomSampler(seed=0),  # replaced below, once the trial count is known
             pruner=make_pruner(self.config.pruner),
             directions=directions,
             load_if_exists=True,
         )
+        seed = resumed_seed(self.config.seed, len(study.get_trials(deepcopy=False)))
+        study.sampler = make_sampler(self.config.sampler, seed, len(directions) > 1)
+        return study
 
     # ---- warm starts and extension -----------------------------------------------------------
 
@@ -271,6 +275,15 @@ def trial_summary(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "seconds": t.user_attrs.get("seconds", {}),
         "error": t.user_attrs.get("error"),
     }
+
+
+def resumed_seed(seed: int, trials_so_far: int) -> int:
+    """The sampler seed of a process that opens a study holding ``trials_so_far`` trials: ``seed``
+    for a new study; otherwise one derived from both, so a resumed sampler does not replay the draws
+    of the process that started the study (its first draw would repeat an earlier trial)."""
+    if trials_so_far == 0:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}/{trials_so_far}".encode()).digest()[:4], "big")
 
 
 def make_sampler(name: str, seed: int, multi: bool) -> optuna.samplers.BaseSampler:

@@ -325,3 +325,28 @@ def test_paired_confirmation_is_exactly_zero_against_itself_and_repeats(
     assert (itself.verdict, itself.diff, itself.ci95, itself.diffs) == ("same recipe", 0.0, (0.0, 0.0), [0.0, 0.0])
     assert stricter.diffs != [0.0, 0.0] and stricter.seeds == [0, 1] and first.runs == 4  # 2 recipes x 2 seeds
     assert len({s.recipe_id for s in first.scores}) == 2
+
+
+def test_a_resumed_search_does_not_replay_the_first_process_draws(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    """Each process opens the study with a fresh sampler: seeded like the first one, its first draw
+    would be the first process's first draw again (trial 2 = trial 1)."""
+    from experiments.study import Search
+    from operators import load_recipe
+
+    recipe_path, space_path = _write_inputs(shared_data, tmp_path, 2)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        space = yaml.safe_load(space_path.read_text())
+        first = Search.create(tmp_path / "s", load_recipe(recipe_path), space, n_trials=2, pruner="none")
+        first.run()
+        again = Search(tmp_path / "s")  # what `dataplan search --resume` opens in a new process
+        again.extend({"params": again.config.space["params"]}, 1)
+        again.run()
+        trials = again.study().trials
+        assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+        assert trials[2].params != trials[1].params
+        assert len({t.user_attrs["recipe_id"] for t in trials}) == 3
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
