@@ -5,28 +5,66 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def dataplan(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {
+def _env(home: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "DATAPLAN_HOME": str(home),
         "COLUMNS": "200",
         "DATAPLAN_NUM_CPUS": "2",
         "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
     }
+
+
+def dataplan(home: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200
+        [sys.executable, "-m", "agent.cli", *args],
+        cwd=REPO,
+        env=_env(home),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
+
+
+def dataplan_tty(home: Path, args: list[str], answers: list[str], timeout: float = 1200) -> tuple[int, str]:
+    """Run ``dataplan`` on a pseudo-terminal, typing the next answer each time the review prompt shows."""
+    main, child = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", *args], cwd=REPO, env=_env(home), stdin=child, stdout=child, stderr=child
+    )
+    os.close(child)
+    screen, typed, deadline = b"", 0, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not select.select([main], [], [], 1.0)[0]:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal closed: the process has exited
+            break
+        screen += chunk
+        if typed < len(answers) and screen.count(b"approve / edit / reject") > typed:
+            os.write(main, answers[typed].encode())
+            typed += 1
+    os.close(main)
+    return proc.wait(timeout=60), re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode(errors="replace"))
 
 
 def test_demo_review_resume_report_and_replay(tmp_path: Path) -> None:
@@ -39,9 +77,18 @@ def test_demo_review_resume_report_and_replay(tmp_path: Path) -> None:
     status = json.loads(dataplan(home, "status", run_id, "--json").stdout)
     assert status["awaiting_review"] and status["next"] == ["review"] and status.get("search_dir") is None
 
-    res = dataplan(home, "review", run_id, "--approve")  # a new process resumes the checkpointed graph
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "predicted-optimal recipe" in res.stderr and res.stdout.strip().endswith(f"run_id: {run_id}")
+    res = dataplan(home, "review", run_id, input="yes please\n")  # not an answer; then end of input
+    assert res.returncode == 2 and "'yes please' is not an answer" in res.stderr
+    assert f"no answer (end of input): run {run_id} is unchanged" in " ".join(res.stderr.split())
+    assert json.loads(dataplan(home, "status", run_id, "--json").stdout)["awaiting_review"]
+    proposal = yaml.safe_load((home / "runs" / run_id / "proposal.yaml").read_text())
+    assert proposal["sources"] and "params" in yaml.safe_load((home / "runs" / run_id / "space.yaml").read_text())
+
+    # a new process resumes the checkpointed graph; typed at a real terminal: "" and "what" re-ask, "y" approves
+    code, screen = dataplan_tty(home, ["review", run_id], answers=["\n", "what\n", "y\n"])
+    assert code == 0, screen[-3000:]
+    assert screen.count("approve / edit / reject") == 3 and "review: approved" in screen
+    assert "predicted-optimal recipe" in screen and f"run_id: {run_id}" in screen
 
     status = json.loads(dataplan(home, "status", run_id, "--json").stdout)
     assert status["status"] == "done" and status["trials"]["complete"] + status["trials"]["pruned"] == 3

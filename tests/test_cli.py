@@ -116,3 +116,25 @@ def test_readme_operator_table_is_the_generated_one() -> None:
     readme = (REPO / "README.md").read_text()
     table = readme.split("<!-- ops-table:start -->\n", 1)[1].split("\n<!-- ops-table:end -->", 1)[0]
     assert table == res.stdout.strip(), "README.md is stale: paste `dataplan ops list --markdown` between the markers"
+
+
+@pytest.mark.parametrize(
+    ("typed", "action"),
+    [
+        ("yes", "approve"),
+        ("y", "approve"),
+        (" Approve ", "approve"),
+        ("a", "approve"),
+        ("n", "reject"),
+        ("reject", "reject"),
+        ("e", "edit"),
+        ("", None),
+        ("yes please", None),
+        ("ok", None),
+        ("abort", None),
+    ],
+)
+def test_only_review_words_act(typed: str, action: str | None) -> None:
+    from agent.cli.agent_runs import review_action
+
+    assert review_action(typed) == action

@@ -99,6 +99,8 @@ def review(
     if pending is None:
         fail(f"run {run_id} is not waiting for review (status: {snapshot.values.get('status')})")
     render_review(pending)
+    files = write_proposal(run_id, pending["proposal"])
+    console.print(f"proposal written to {files[0]} and {files[1]}", highlight=False)
     if recipe or space:
         answer: dict[str, Any] = {"action": "edit"}
         if recipe:
@@ -108,13 +110,55 @@ def review(
     elif approve or reject:
         answer = {"action": "approve" if approve else "reject"}
     else:
-        choice = typer.prompt("approve / edit / reject", default="approve")
-        if choice.startswith("e"):
-            fail(
-                "to edit, save the recipe/space YAML shown above and run `dataplan review RUN --recipe R.yaml --space S.yaml`"
+        action = ask_review(run_id)
+        if action == "edit":
+            console.print(
+                f"edit {files[0]} and/or {files[1]}, then run "
+                f"`dataplan review {run_id} --recipe {files[0]} --space {files[1]}`; the run is unchanged",
+                highlight=False,
             )
-        answer = {"action": "approve" if choice.startswith("a") else "reject"}
+            return
+        answer = {"action": action}
     _drive(run_id, Command(resume=answer), ray_address)
+
+
+ANSWERS = {
+    "approve": ("approve", "a", "yes", "y"),
+    "reject": ("reject", "r", "no", "n"),
+    "edit": ("edit", "e"),
+}
+"""The words ``review`` acts on (case and surrounding spaces ignored); anything else is asked again."""
+
+
+def review_action(text: str) -> str | None:
+    """``approve``, ``reject`` or ``edit`` for one of their words, None for anything else."""
+    word = text.strip().lower()
+    return next((action for action, words in ANSWERS.items() if word in words), None)
+
+
+def ask_review(run_id: str) -> str:
+    """Ask until the answer is a review word; at end of input, leave the run as it is and exit 2."""
+    while True:
+        try:
+            text = typer.prompt("approve / edit / reject", default="", show_default=False)
+        except typer.Abort:  # end of input, or Ctrl-C
+            fail(
+                f"no answer (end of input): run {run_id} is unchanged; `dataplan review {run_id} --approve` or --reject"
+            )
+        if (action := review_action(text)) is not None:
+            return action
+        console.print(f"{text.strip()!r} is not an answer: type approve (a, yes, y), edit (e) or reject (r, no, n)")
+
+
+def write_proposal(run_id: str, proposal: dict[str, Any]) -> tuple[Path, Path]:
+    """The proposal's recipe and space as YAML files in the run folder, to read or edit."""
+    from agent.graph import run_dir
+
+    folder = run_dir(run_id)
+    paths = (folder / "proposal.yaml", folder / "space.yaml")
+    for path, data in zip(paths, (proposal["recipe"], proposal["space"]), strict=True):
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return paths
 
 
 def resume(
