@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from operators import Recipe, Step, all_operators, is_registered
+from operators import Recipe, Step, is_registered
 
 FINEWEB_STEPS: tuple[tuple[str, dict], ...] = (
     ("text_normalize", {}),
@@ -21,7 +21,6 @@ def fineweb_default(recipe: Recipe) -> Recipe:
     """The recipe's sources through the FineWeb-style pipeline (HTML extracted first), natural mixture.
 
     Steps whose operator is not installed are left out (they are listed in ``dataplan ops list``)."""
-    all_operators()
     steps = []
     html_sources = [s.name for s in recipe.sources if recipe.reader_class(s).name == "warc"]
     if html_sources and is_registered("html_extract"):

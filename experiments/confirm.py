@@ -54,6 +54,8 @@ class Gap(BaseModel):
     verdict: str
     seeds: list[int]
     diffs: list[float]
+    step: int | None = None
+    """For a step's ablation: the index of the step switched off."""
 
 
 class ConfirmResult(BaseModel):
@@ -81,15 +83,15 @@ def confirm_recipes(predicted: Recipe, best: Recipe | None, proposal: Recipe | N
     return recipes
 
 
-def ablation_recipes(recipe: Recipe) -> dict[str, Recipe]:
-    """The recipe with each enabled step switched off in turn (the natural-mixture ablation is the
-    ``natural_mixture`` baseline)."""
+def ablation_recipes(recipe: Recipe) -> dict[str, tuple[int, Recipe]]:
+    """Name -> (step index, the recipe with that enabled step switched off), for each enabled step
+    (the natural-mixture ablation is the ``natural_mixture`` baseline)."""
     out = {}
     for i, step in enumerate(recipe.steps):
         if step.enabled:
             variant = recipe.model_copy(deep=True)
             variant.steps[i].enabled = False
-            out[f"{ABLATED}{i}_{step.op}"] = variant
+            out[f"{ABLATED}{i}_{step.op}"] = (i, variant)
     return out
 
 
@@ -166,7 +168,7 @@ def run_confirm(
     """Train ``recipes`` (the predicted-optimal one first) with ``seeds`` at the confirm scale, add
     seeds while a baseline comparison is undecided, and ablate each step of the predicted recipe."""
     ablations = ablation_recipes(recipes[PREDICTED]) if ablate else {}
-    runs = _Runs(folder / "confirm", config, {**recipes, **ablations}, preset, tokens)
+    runs = _Runs(folder / "confirm", config, {**recipes, **{n: r for n, (_, r) in ablations.items()}}, preset, tokens)
     if len(set(seeds)) < 2 or max_seeds < len(set(seeds)):
         raise ValueError(
             f"confirmation needs at least 2 distinct seeds and max_seeds >= their number: {seeds}, {max_seeds}"
@@ -182,7 +184,7 @@ def run_confirm(
             runs.train(name, seeds)
         gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
     scores = [runs.score(n) for n in recipes]
-    table = [runs.gap(n, ABLATION_VERDICTS) for n in ablations]
+    table = [runs.gap(n, ABLATION_VERDICTS).model_copy(update={"step": i}) for n, (i, _) in ablations.items()]
     if "natural_mixture" in recipes and ablate:
         table.append(runs.gap("natural_mixture", ABLATION_VERDICTS).model_copy(update={"baseline": "mixture_natural"}))
     return ConfirmResult(
@@ -210,8 +212,7 @@ def confirm_cost(tokens: int, steps: int, seeds: int, max_seeds: int) -> float:
 
 def hurting_steps(result: ConfirmResult) -> list[int]:
     """Indices of the steps whose removal lowered bits per byte beyond the paired interval."""
-    hurt = [g.baseline for g in result.ablations if g.baseline.startswith(ABLATED) and g.verdict == "hurts"]
-    return [int(name.removeprefix(ABLATED).split("_")[0]) for name in hurt]
+    return [g.step for g in result.ablations if g.step is not None and g.verdict == "hurts"]
 
 
 def _never(step: int, value: float) -> bool:
