@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from experiments.confirm import ConfirmResult, confirm_recipes, hurting_steps, run_confirm
 from experiments.report import write_report
 from experiments.study import Search, trial_summary
-from experiments.surrogate import predict_optimum
+from experiments.surrogate import Observed, predict_optimum
 from experiments.tracking import mlflow_client
 
 
@@ -42,9 +42,11 @@ def finalize(
     max_seeds: int = 5,
     ablate: bool = True,
 ) -> dict[str, Any]:
-    """Fit the surrogate, write ``predicted_optimal.yaml``, confirm it against baselines with paired
-    seeds (adding seeds up to ``max_seeds`` while a comparison is undecided), ablate each of its steps,
-    write ``recommended.yaml`` (the predicted recipe minus the steps that hurt) and the report.
+    """Fit the surrogates and write ``predicted_optimal.yaml`` (the optimum of the one with the lowest
+    leave-one-out error where it beats the best trial beyond its uncertainty, else the best trial),
+    confirm it against baselines with paired seeds (adding seeds up to ``max_seeds`` while a
+    comparison is undecided), ablate each of its steps, write ``recommended.yaml`` (the predicted
+    recipe minus the steps that hurt) and the report.
 
     Returns (and writes to ``DIR/final.json``) the prediction, the confirm result and the paths."""
     search = Search(folder)
@@ -55,7 +57,10 @@ def finalize(
             f"no completed trial in {search.folder}; see `dataplan search --resume` and the trials' errors"
         )
     prediction = predict_optimum(
-        search.space, [(dict(t.params), t.values[0]) for t in complete], seed=search.config.seed
+        search.space,
+        [Observed.from_trial(t) for t in complete],
+        seed=search.config.seed,
+        weights={t.name: t.weight for t in search.config.targets},
     )
     predicted = search.space.apply(search.base, prediction.values)
     predicted.name = f"{search.base.name}-predicted-optimal"
@@ -108,6 +113,7 @@ def finalize(
                 "predicted_bpb": prediction.predicted,
                 "predicted_bpb_std": prediction.uncertainty,
                 "best_observed_bpb": best_trial.values[0],
+                **{f"surrogate_loo_mae_{name}": mae for name, mae in prediction.loo.items()},
                 **(paired_metrics(result) if result else {}),
             }
         )

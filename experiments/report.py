@@ -113,9 +113,7 @@ def write_report(
         "",
         "## Predicted-optimal recipe",
         "",
-        f"Surrogate ({prediction.model}, fitted on {prediction.n_trials} trials, searched over {prediction.n_candidates} candidates) "
-        f"predicts {prediction.predicted:.4f} ± {prediction.uncertainty:.4f} (bootstrap std).",
-        "",
+        *_surrogate_section(prediction),
         "```yaml",
         predicted_yaml.rstrip(),
         "```",
@@ -134,6 +132,31 @@ def write_report(
     report = folder / "report.md"
     report.write_text("\n".join(lines), encoding="utf-8")
     return report, plots
+
+
+def _surrogate_section(p: Prediction) -> list[str]:
+    """Which surrogate was used and why, each one's leave-one-out error, and what was recommended."""
+    lines = [p.reason, ""]
+    if p.surrogates:
+        lines += ["| surrogate | LOO MAE (bpb) | parameters | used |", "|---|---|---|---|"]
+        for s in p.surrogates:
+            err = f"{s.loo_mae:.4f}" if s.loo_mae is not None else f"skipped: {s.skipped}"
+            lines.append(f"| {s.name} | {err} | {s.parameters} | {'yes' if s.used else ''} |")
+        if p.loo_constant is not None:
+            lines.append(f"| (constant: mean of the other trials) | {p.loo_constant:.4f} | 1 |  |")
+        lines.append("")
+        fitted = next((s.fitted for s in p.surrogates if s.used), {})
+        if fitted:
+            lines += [f"Fitted {p.chosen}: " + ", ".join(f"{k} = {v:.4g}" for k, v in fitted.items()) + ".", ""]
+    if p.chosen is None:
+        return [*lines, f"Recommended: the best observed trial ({p.best_observed:.4f}).", ""]
+    what = "the surrogate's optimum" if p.decision == "surrogate_optimum" else "the best observed trial"
+    lines += [
+        f"Recommended: {what}; {p.chosen} predicts {p.predicted:.4f} ± {p.uncertainty:.4f} (bootstrap std) there "
+        f"(fitted on {p.n_trials} trials, searched over {p.n_candidates} candidates).",
+        "",
+    ]
+    return lines
 
 
 def _confirm_section(c: ConfirmResult) -> list[str]:

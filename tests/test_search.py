@@ -115,6 +115,7 @@ def test_small_search_runs_trials_reuses_signals_and_tracks_in_mlflow(
         final = finalize(tmp_path / "s", confirm=True, confirm_tokens=16384, seeds=(0, 1), max_seeds=3)
         report = (tmp_path / "s" / "report.md").read_text()
         assert "## Predicted-optimal recipe" in report and "## Confirmation" in report
+        _check_surrogates_on_real_trials(final["prediction"], trials, report)
         assert "## What each step buys (ablation)" in report and "| without_0_length_filter |" in report
         confirm = final["confirm"]
         assert [g["baseline"] for g in confirm["ablations"]] == ["without_0_length_filter", "mixture_natural"]
@@ -144,6 +145,30 @@ def test_small_search_runs_trials_reuses_signals_and_tracks_in_mlflow(
         assert final["confirm"]["spearman"] is None or -1 <= final["confirm"]["spearman"] <= 1
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def _check_surrogates_on_real_trials(pred: dict, trials: list, report: str) -> None:
+    """Every surrogate is fitted on the 5 real trials (2 sources and one threshold: the laws have 4
+    parameters, a leave-one-out fit 4 trials) or says why not; the one used has the lowest error;
+    BiMix's steps axis comes from the trials' intermediate evaluations; the decision follows the
+    2-sigma rule and the report shows the table."""
+    import math
+
+    assert all(t.user_attrs["proxy"]["steps"] > max(t.intermediate_values) for t in trials)
+    scores = {s["name"]: s for s in pred["surrogates"]}
+    assert set(scores) == {"gp", "regmix", "mixing_law", "bimix"}
+    for name in ("gp", "regmix", "bimix"):
+        assert scores[name]["skipped"] is None and math.isfinite(scores[name]["loo_mae"]), scores[name]
+    assert all((s["loo_mae"] is None) == bool(s["skipped"]) for s in scores.values())
+    assert pred["loo"] == {n: s["loo_mae"] for n, s in scores.items() if s["loo_mae"] is not None}
+    assert pred["chosen"] == pred["model"] == min(pred["loo"], key=pred["loo"].get)
+    assert [n for n, s in scores.items() if s["used"]] == [pred["chosen"]]
+    assert "intermediate evaluations" in scores["bimix"]["parameters"] and "B" in scores["bimix"]["fitted"]
+    beats = pred["optimum_predicted"] + 2 * pred["optimum_uncertainty"] < pred["best_observed"]
+    assert pred["decision"] == ("surrogate_optimum" if beats else "best_observed")
+    best = min(trials, key=lambda t: t.values[0])
+    assert pred["values"] == (pred["optimum"] if beats else best.params)
+    assert "| surrogate | LOO MAE (bpb) | parameters | used |" in report and pred["reason"] in report
 
 
 def test_resume_after_kill_9_loses_no_trial_and_counts_none_twice(shared_data: Path, tmp_path: Path) -> None:

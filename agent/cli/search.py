@@ -144,6 +144,8 @@ def _show_final(final: dict) -> None:
     console.print(
         f"predicted-optimal: {p['predicted']:.4f} ± {p['uncertainty']:.4f} bpb  ({final['predicted_recipe']})"
     )
+    if p.get("reason"):
+        console.print(p["reason"], highlight=False, markup=False)
     if final["confirm"]:
         render_comparisons(final)
     console.print(f"report: {final['report']}")
