@@ -179,7 +179,7 @@ def parse_space(data: dict[str, Any], base: Recipe, origin: str = "space") -> Se
         op = base.steps[index].op
         dist = _parse_dist(spec, where)
         if m[2] != "enabled":
-            _check_param(op, m[2], dist, where)
+            _check_param(op, base.steps[index].params, m[2], dist, where)
         elif not dist.boolean:
             raise RecipeError(f"{where}: `enabled` takes `bool`")
         space.params.append(StepParam(step=index, op=op, param=m[2], dist=dist))
@@ -222,7 +222,9 @@ def _parse_dist(spec: Any, where: str) -> Dist:
         raise RecipeError(f"{where}: {msg}") from None
 
 
-def _check_param(op: str, param: str, dist: Dist, where: str) -> None:
+def _check_param(op: str, step_params: dict[str, Any], param: str, dist: Dist, where: str) -> None:
+    """Each bound (or choice) must validate in the step it goes into: with the step's other params,
+    so that ops with required params or cross-field rules (``dsir_select``, ``minhash_dedup``) are checked as run."""
     cls = get_operator(op)
     fields = cls.Params.model_fields
     if param not in fields:
@@ -230,7 +232,7 @@ def _check_param(op: str, param: str, dist: Dist, where: str) -> None:
     values = list(dist.ints or dist.floats or dist.choice or [True, False])
     for value in values:
         try:
-            cls.Params.model_validate({param: value})
+            cls.Params.model_validate({**step_params, param: value})
         except ValidationError as err:
             raise RecipeError(
                 f"{where}: value {value!r} is invalid for {op}.{param}: {err.errors()[0]['msg']}"

@@ -17,6 +17,8 @@ import pytest
 
 from agent.goal import Goal
 from agent.planners.llm import LLMPlanner
+from experiments.space import parse_space
+from operators import recipe_from_dict
 from tools.base import dispatch
 from tools.catalog import PLANNING_TOOLS
 
@@ -50,7 +52,7 @@ def _recipe(books: Path) -> dict[str, Any]:
 
 
 SPACE = {
-    "params": {"steps.1.min_words": {"int": [20, 200]}},
+    "params": {"steps.1.enabled": "bool", "steps.1.min_words": {"int": [20, 200]}},
     "objective": {"targets": [{"name": "books_heldout", "source": "books", "fraction": 0.1}]},
     "proxy": {"preset": "nano", "tokens": 200_000},
 }
@@ -121,6 +123,68 @@ def test_propose_refuses_sources_and_proxy_outside_the_goal(books: Path, tmp_pat
     assert "recipe sources must be the goal's sources" in log[0]["error"]
     assert "proxy.tokens 50000000 exceeds the goal's proxy_tokens 200000" in log[1]["error"]
     assert proposal["recipe"]["sources"] == [{"name": "books", "uri": str(books)}]
+
+
+def _processing_recipe(books: Path) -> dict[str, Any]:
+    steps = [
+        {"op": "text_normalize"},
+        {"op": "language_id", "params": {"keep": ["en"], "min_score": 0.65}},
+        {"op": "length_filter", "params": {"min_words": 50}},
+        {"op": "gopher_quality"},
+        {"op": "minhash_dedup"},
+        {"op": "c4_quality"},
+        {"op": "pii_redact"},
+    ]
+    return {**_recipe(books), "steps": steps}
+
+
+def test_propose_fills_in_the_processing_choices_the_space_lacks(books: Path) -> None:
+    recipe = _processing_recipe(books)
+    given = {**SPACE, "params": {"steps.2.min_words": {"int": [20, 200]}}}
+    script = [_calls(("propose", {"recipe": recipe, "space": given, "rationale": "length around p5"}))]
+    planner = LLMPlanner(MOCK_MODEL, mock=script)
+    proposal, log = planner.propose(_goal(books), PROFILE)
+
+    assert "gopher_quality.min_alpha_words_ratio (x0.8..x1.2)" in planner.transcript[1]["content"]
+    assert proposal["space"]["params"] == {
+        "steps.2.min_words": {"int": [20, 200]},  # the model's own range is kept
+        "steps.2.enabled": "bool",
+        "steps.1.enabled": "bool",
+        "steps.1.min_score": {"float": [0.39, 0.91]},
+        "steps.3.enabled": "bool",
+        "steps.3.min_alpha_words_ratio": {"float": [0.64, 0.96]},
+        "steps.4.enabled": "bool",  # minhash_dedup: on/off only
+    }
+    assert proposal["rationale"].splitlines() == [
+        "length around p5",
+        "processing choices from the shared table:",
+        "steps.1 language_id: added on/off, min_score in [0.39, 0.91]",
+        "steps.2 length_filter: added on/off",
+        "steps.3 gopher_quality: added on/off, min_alpha_words_ratio in [0.64, 0.96]",
+        "steps.4 minhash_dedup: added on/off",
+        "steps.5 c4_quality: fixed (the space searches at most 4 steps)",
+    ]
+    # what is logged (and replayed) is the call that validated; the model is told what was added
+    assert log[0]["ok"] and log[0]["input"]["space"] == proposal["space"] and log[0]["input"]["recipe"] == recipe
+    assert '"space_choices": ["steps.1 language_id: added on/off' in _tool_replies(planner)[0]
+    parse_space(proposal["space"], recipe_from_dict(recipe))
+
+
+def test_propose_refuses_a_space_too_large_or_switching_off_a_cleaning_step(books: Path) -> None:
+    recipe = _processing_recipe(books)
+    five = {f"steps.{i}.enabled": "bool" for i in range(1, 6)}
+    script = [
+        _calls(("propose", {"recipe": recipe, "space": {**SPACE, "params": five}})),
+        _calls(("propose", {"recipe": recipe, "space": {**SPACE, "params": {"steps.text_normalize.enabled": "bool"}}})),
+        _calls(("propose", {"recipe": recipe, "space": {**SPACE, "params": {"steps.6.enabled": "bool"}}})),
+        _calls(("propose", {"recipe": recipe, "space": {**SPACE, "params": {"steps.1.enabled": "bool"}}})),
+    ]
+    proposal, log = LLMPlanner(MOCK_MODEL, mock=script, max_failures=4).propose(_goal(books), PROFILE)
+    assert [e["ok"] for e in log] == [False, False, False, True]
+    assert "the space moves 5 processing steps ([1, 2, 3, 4, 5]); a planner proposes at most 4" in log[0]["error"]
+    assert "steps.0.enabled: text_normalize may not be switched off" in log[1]["error"]
+    assert "steps.6.enabled: pii_redact may not be switched off" in log[2]["error"]
+    assert len([k for k in proposal["space"]["params"] if k.endswith(".enabled")]) == 4
 
 
 def test_consecutive_failures_end_with_a_clear_error(books: Path) -> None:

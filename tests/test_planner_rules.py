@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import optuna
 import pytest
 
+from agent.goal import ABLATED_STEPS
+from agent.planners.choices import MAIN_THRESHOLDS, MAX_SEARCHED_STEPS, NEVER_SWITCHED, switchable
 from agent.planners.rules import RulePlanner
+from experiments.space import parse_space
+from operators import OperatorKind, all_operators, get_operator, recipe_from_dict
 from tools.base import dispatch
 
 
@@ -41,12 +47,51 @@ def profiles(shared_data: Path) -> dict:
     return {"sources": sources, "profile": res.output}
 
 
+@pytest.fixture(scope="module")
+def built(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Three sources made of the same 120 PubMed abstracts: as they are, with 24 of them copied
+    again under new ids, and with 15 German, French and Spanish documents (8 sentences each)."""
+    folder = tmp_path_factory.mktemp("built_sources")
+    lines = (shared_data / "domains/medical_pubmedqa_abstracts.jsonl").read_text(encoding="utf-8").splitlines()
+    abstracts = [{"id": r["id"], "text": r["text"]} for r in map(json.loads, lines[:120])]
+    lingua = [json.loads(line) for line in (shared_data / "langid/lingua_sentences.jsonl").open(encoding="utf-8")]
+    foreign = []
+    for lang in ("de", "fr", "es"):
+        sentences = [r["text"] for r in lingua if r["lang"] == lang]
+        foreign += [{"id": f"{lang}-{k}", "text": " ".join(sentences[8 * k : 8 * k + 8])} for k in range(5)]
+    copies = [{"id": f"copy-{r['id']}", "text": r["text"]} for r in abstracts[:24]]
+    sources = {}
+    for name, rows in {"clean": abstracts, "dups": abstracts + copies, "foreign": abstracts + foreign}.items():
+        path = folder / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        sources[name] = str(path)
+    res = dispatch("profile_sources", {"sources": sources, "sample_docs": 300, "seed": 0})
+    assert res.ok, res.error
+    return {"sources": sources, "profile": res.output}
+
+
 def _plan(profiles: dict, names: list[str], text: str = "a general English pretraining mix") -> dict:
     planner = RulePlanner()
     goal = planner.understand(text, {n: profiles["sources"][n] for n in names})
     proposal, log = planner.propose(goal, {"profiles": {n: profiles["profile"]["profiles"][n] for n in names}})
     assert log[0]["ok"] and log[0]["tool"] == "propose"
+    parse_space(proposal["space"], recipe_from_dict(proposal["recipe"]))  # validates against the recipe
+    assert len(_searched(proposal)) <= MAX_SEARCHED_STEPS and len(proposal["recipe"]["steps"]) <= ABLATED_STEPS
     return proposal
+
+
+def _searched(proposal: dict) -> dict[int, set[str]]:
+    """Step index -> the space's keys of that step."""
+    out: dict[int, set[str]] = {}
+    for key in proposal["space"]["params"]:
+        if key.startswith("steps."):
+            out.setdefault(int(key.split(".")[1]), set()).add(key)
+    return out
+
+
+def _index(proposal: dict, op: str) -> int:
+    (index,) = [i for i, s in enumerate(proposal["recipe"]["steps"]) if s["op"] == op]
+    return index
 
 
 def _ops(proposal: dict) -> dict[str, list[str] | None]:
@@ -62,8 +107,7 @@ def test_recipes_differ_where_profiles_differ(profiles: dict) -> None:
     assert "html_extract" not in clean and html["html_extract"] == ["web"]
     assert "language_id" not in clean and multi["language_id"] == ["lingua"]
     assert "minhash_dedup" not in clean and "minhash_dedup" not in multi
-    if "minhash_dedup" in dup:  # registered once the dedup operators are installed
-        assert dup["minhash_dedup"] == ["legal"]
+    assert dup["minhash_dedup"] == ["legal"]  # SPDX licences repeat each other (7.5 % of the sample)
     assert all(step["op"] != "pii_redact" for step in _plan(profiles, ["books"])["recipe"]["steps"])
 
 
@@ -75,6 +119,102 @@ def test_proposal_space_and_objective_follow_the_goal(profiles: dict) -> None:
     weights = p["recipe"]["mixture"]["weights"]
     assert weights["books"] > weights["legal"] and abs(sum(weights.values()) - 1) < 1e-3
     assert p["space"]["params"]["mixture.weights"] == "simplex"
-    length_key = next(k for k in p["space"]["params"] if k.endswith(".min_words"))
-    lo, hi = p["space"]["params"][length_key]["int"]
-    assert lo < p["recipe"]["steps"][int(length_key.split(".")[1])]["params"]["min_words"] <= hi
+    recipe = recipe_from_dict(p["recipe"])
+    space = parse_space(p["space"], recipe)
+    start = space.values_of(recipe)  # the proposal is trial 0: inside every range, never clipped
+    for dim in space.params:
+        if dim.param != "enabled":
+            step = recipe.steps[dim.step]
+            assert start[f"steps.{dim.step}.{dim.op}.{dim.param}"] == step.params.get(
+                dim.param, get_operator(dim.op).Params.model_fields[dim.param].default
+            )
+
+
+def test_web_source_gets_switchable_language_quality_and_repetition_steps(profiles: dict) -> None:
+    p = _plan(profiles, ["web"])
+    steps, params = p["recipe"]["steps"], p["space"]["params"]
+    lang, quality = _index(p, "language_id"), _index(p, "gopher_quality")
+    assert steps[_index(p, "gopher_repetition")]["sources"] == ["web"]
+    assert "minhash_dedup" not in _ops(p)  # no duplicates in the crawl sample
+    # the two steps that drop most of the sample are searched: on/off and their main threshold
+    assert _searched(p)[lang] == {f"steps.{lang}.enabled", f"steps.{lang}.min_score"}
+    assert params[f"steps.{lang}.enabled"] == "bool" and params[f"steps.{lang}.min_score"] == {"float": [0.39, 0.91]}
+    assert _searched(p)[quality] == {f"steps.{quality}.enabled", f"steps.{quality}.min_alpha_words_ratio"}
+    assert params[f"steps.{quality}.min_alpha_words_ratio"] == {"float": [0.64, 0.96]}
+    assert len(_searched(p)) == MAX_SEARCHED_STEPS
+    for i, keys in _searched(p).items():
+        main = MAIN_THRESHOLDS[steps[i]["op"]]
+        assert keys == {f"steps.{i}.enabled"} | ({f"steps.{i}.{main.param}"} if main else set())
+    # a threshold is sampled only when its step is on
+    space = parse_space(p["space"], recipe_from_dict(p["recipe"]))
+    off = {f"steps.{i}.{steps[i]['op']}.enabled": False for i in _searched(p)}
+    assert space.suggest(optuna.trial.FixedTrial(off)) == off
+    on = {**off, f"steps.{lang}.language_id.enabled": True, f"steps.{lang}.language_id.min_score": 0.5}
+    assert space.suggest(optuna.trial.FixedTrial(on)) == on
+    # one rationale line per step: why, and what is searched or that it stays fixed
+    lines = p["rationale"].splitlines()
+    assert len(lines) == len(steps)
+    assert lines[lang].startswith(f"- steps.{lang} language_id on ['web']: outside ['en'] in the sample: web ")
+    assert lines[lang].endswith("searched: on/off, min_score in [0.39, 0.91]")
+    assert "proposed on web-like sources whatever their pass rate" in lines[quality]
+    assert (
+        lines[_index(p, "text_normalize")]
+        == "- steps.1 text_normalize: every source: Unicode and whitespace normalisation"
+    )
+    fixed = [i for i, s in enumerate(steps) if switchable(s["op"]) and i not in _searched(p)]
+    assert fixed and all("fixed: the space searches the 4 steps" in lines[i] for i in fixed)
+
+
+def test_dedup_and_language_id_follow_what_the_profile_finds(built: dict) -> None:
+    clean, dups, foreign = (_plan(built, [name]) for name in ("clean", "dups", "foreign"))
+    assert "minhash_dedup" not in _ops(clean) and "language_id" not in _ops(clean)
+    assert _ops(dups)["minhash_dedup"] == ["dups"] and "language_id" not in _ops(dups)
+    assert _ops(foreign)["language_id"] == ["foreign"] and "minhash_dedup" not in _ops(foreign)
+
+    dedup = _index(dups, "minhash_dedup")
+    assert _searched(dups)[dedup] == {f"steps.{dedup}.enabled"}  # on/off only: no threshold in the table
+    assert (
+        "duplicates in the sample (near or exact; a lower bound on a partial sample): dups 16.7%" in dups["rationale"]
+    )
+    lang = _index(foreign, "language_id")
+    assert _searched(foreign)[lang] == {f"steps.{lang}.enabled", f"steps.{lang}.min_score"}
+    assert foreign["recipe"]["steps"][lang]["params"] == {"keep": ["en"], "min_score": 0.65}
+    # the clean abstracts: Gopher quality passes 44 % and they are not web-like, so it is not proposed
+    assert list(_ops(clean)) == ["text_normalize", "length_filter", "gopher_repetition"]
+    assert clean["space"]["params"].keys() == {
+        "steps.1.enabled",
+        "steps.1.min_words",
+        "steps.2.enabled",
+        "steps.2.max_dup_5gram_char_frac",
+    }
+
+
+def test_every_filter_dedup_and_selection_op_has_its_main_threshold_decided() -> None:
+    ops = [c for c in all_operators() if c.kind in (OperatorKind.FILTER, OperatorKind.GLOBAL)]
+    assert {c.name for c in ops} == set(MAIN_THRESHOLDS)
+    for cls in ops:
+        assert switchable(cls.name) == (cls.name not in NEVER_SWITCHED)
+        spec = MAIN_THRESHOLDS[cls.name]
+        if spec is None:
+            continue
+        assert spec.param not in cls.annotate_params  # moving it re-decides on cached signals
+        default = cls.Params.model_fields[spec.param].default
+        if default is None:  # quality_classifier: keep_fraction is set by the step
+            continue
+        lo, hi = spec.around(default, isinstance(default, int))
+        assert lo < default < hi and abs((lo + hi) / 2 - default) <= (0.5 if isinstance(default, int) else 1e-3)
+    assert not any(switchable(op) for op in ("text_normalize", "html_extract", "pii_redact", "jsonl", "decontaminate"))
+
+
+def test_reflect_narrows_a_conditional_threshold_around_the_trials_that_sampled_it(profiles: dict) -> None:
+    p = _plan(profiles, ["web"])
+    q = _index(p, "gopher_quality")
+    switch, ratio = f"steps.{q}.gopher_quality.enabled", f"steps.{q}.gopher_quality.min_alpha_words_ratio"
+    best = [{"objective": 1.0, "params": {switch: False}}]  # the best trial switched the step off
+    best += [{"objective": 1.1 + k / 10, "params": {switch: True, ratio: 0.8 if k == 0 else 0.7}} for k in range(5)]
+    space = RulePlanner().reflect(RulePlanner().understand("web", {"web": "x"}), p, {"best": best})
+    assert space is not None and space["params"][f"steps.{q}.enabled"] == "bool"
+    # top third = the best two trials; only the one that sampled the ratio places it: 0.8 +- 20 % of the span
+    assert space["params"][f"steps.{q}.min_alpha_words_ratio"]["float"] == pytest.approx([0.736, 0.864])
+    lang = _index(p, "language_id")
+    assert space["params"][f"steps.{lang}.min_score"] == p["space"]["params"][f"steps.{lang}.min_score"]

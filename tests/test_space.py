@@ -89,3 +89,22 @@ def test_values_of_a_recipe_round_trip_through_apply(base) -> None:
     again = space.apply(base, values)
     assert again.mixture.weights == {"code": 0.5, "books": 0.3, "legal": 0.2}
     assert again.recipe_id() == base.recipe_id()
+
+
+def test_a_range_validates_in_the_step_it_goes_into(shared_data: Path) -> None:
+    """Bounds are checked with the step's other params: a selection step with a required param can
+    have its threshold searched, and a bound that breaks a cross-field rule of the step is refused."""
+    books = str(shared_data / "domains/books_gutenberg.jsonl")
+    recipe = load_recipe(REPO / "recipes/domains_basic.yaml")
+    data = recipe.model_dump(mode="json")
+    data["sources"] = [{"name": "books", "uri": books}]
+    data["mixture"]["weights"] = None
+    data["steps"] = [
+        {"op": "dsir_select", "params": {"target": "books", "keep_fraction": 0.5}},
+        {"op": "minhash_dedup", "params": {"rows": 10}},
+    ]
+    base = type(recipe).model_validate({**data, "base_dir": recipe.base_dir})
+    space = parse_space({"params": {"steps.0.keep_fraction": {"float": [0.25, 0.75]}}}, base)
+    assert [(p.op, p.param) for p in space.params] == [("dsir_select", "keep_fraction")]
+    with pytest.raises(RecipeError, match=r"value 12 is invalid for minhash_dedup.bands: .*exceeds num_perm"):
+        parse_space({"params": {"steps.1.bands": {"int": [7, 12]}}}, base)  # 12 x 10 rows > 112 perms

@@ -29,8 +29,9 @@ def render_review(pending: dict[str, Any]) -> None:
     console.print(Syntax(_yaml(proposal["recipe"]), "yaml"))
     console.rule("search space")
     console.print(Syntax(_yaml(proposal["space"]), "yaml"))
-    if proposal.get("rationale"):
-        console.print(f"[bold]why:[/] {escape(proposal['rationale'])}")
+    if why := proposal.get("rationale"):
+        sep = "\n" if "\n" in why else " "  # the rule planner writes one line per step
+        console.print(f"[bold]why:[/]{sep}{escape(why)}", highlight=False)
     previous = pending.get("previous_proposal")
     if previous:
         console.rule("diff from the previous proposal")
@@ -55,6 +56,8 @@ def render_final(final: dict[str, Any]) -> None:
     console.print(
         f"predicted weighted bits-per-byte {p['predicted']:.4f} ± {p['uncertainty']:.4f} (best trial observed {final['best_observed']:.4f})"
     )
+    if p.get("reason"):
+        console.print(escape(p["reason"]), highlight=False)
     if final.get("confirm"):
         for s in final["confirm"]["scores"]:
             console.print(f"  {s['name']:<18} {s['mean']:.4f} ± {s['std']:.4f} bpb", highlight=False)

@@ -3,28 +3,39 @@
 Policy (each rule reads the profile of the raw sources):
 - HTML or WARC source -> ``html_extract`` on it; every source -> ``text_normalize``.
 - A source whose share of languages outside the goal's exceeds 2 % -> ``language_id`` on it
-  (FineWeb's 0.65 score threshold; searched in [0.3, 0.9]).
-- ``length_filter`` with ``min_words`` at the 5th percentile of the sources' word counts
-  (percentile thresholds, searched between half of it and the 25th percentile).
+  (FineWeb's 0.65 score threshold).
+- ``length_filter`` with ``min_words`` at the 5th percentile of the sources' word counts.
 - Every other registered heuristic filter with all-default params is applied to the sources where
   its default pass rate lies in [0.5, 0.995]: lower means it is the wrong filter for that kind of
-  text (prose rules on code), higher means it does nothing. Its first numeric decision threshold
-  is searched in [0.5x, 1.5x] its default.
-- Estimated near-duplicate rate above 2 % of the sample -> ``minhash_dedup`` on those sources,
-  switchable (the sample underestimates the rate of the whole source).
+  text (prose rules on code), higher means it does nothing. On web-like (HTML/WARC) sources the
+  Gopher quality and repetition filters are proposed whatever their pass rate on the sample: web
+  pages are where those rules were made, and the search may switch them off or loosen them.
+- Duplicates in the sample (near-duplicate rate, or exact duplicates among the scanned documents)
+  of at least 0.5 % of a source -> ``minhash_dedup`` on those sources (a sample holds only part
+  of each duplicate cluster, so the rate is a lower bound).
 - PII in the goal ("no PII", "strip PII") or a PII hit rate above 1 % -> ``pii_redact``.
 - Mixture prior from target similarity (DSIR: exp of the mean log importance weight per n-gram,
   plus one for each target source), capped by the goal's ``max_share``; searched on the simplex.
+
+The space: every filter, dedup and selection step may be switched off and has its main threshold
+(``agent.planners.choices``: the table both planners share) searched around the proposed value.
+Steps are ranked by their estimated effect, the share of their sources' sampled documents they
+drop at the proposed params (the language step: the foreign share; dedup: the duplicate rate;
+``length_filter``: 5 % by construction); the top ``MAX_SEARCHED_STEPS`` are searched and the others
+stay on, fixed. The rationale has one line per step: why it is there and what is searched.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from agent.goal import GOAL_DEFAULTS, Goal
-from operators import Filter, all_operators
+from agent.planners.choices import MAIN_THRESHOLDS, MAX_SEARCHED_STEPS, describe, step_choices, switchable
+from operators import Filter, all_operators, is_registered
 from tools.base import dispatch
 
 LANGUAGES = {
@@ -33,6 +44,12 @@ LANGUAGES = {
 }  # fmt: skip
 PRESETS = ("nano", "micro", "mini", "small")
 SKIP_FILTERS = {"length_filter", "language_id", "url_filter", "id_filter"}
+WEB_FILTERS = ("gopher_quality", "gopher_repetition")
+"""Proposed on every web-like (HTML/WARC) source, whatever their pass rate on the sample."""
+PASS_BAND = (0.5, 0.995)
+FOREIGN_SHARE = 0.02
+DUPLICATE_RATE = 0.005
+PII_RATE = 0.01
 
 
 class RulePlanner:
@@ -79,60 +96,16 @@ class RulePlanner:
     def propose(self, goal: Goal, profile: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         profiles: dict[str, Any] = profile["profiles"]
         sources = [n for n in goal.sources if n not in goal.exclude_sources]
-        steps: list[dict[str, Any]] = []
-        space: dict[str, Any] = {}
-        why: list[str] = []
-
-        html = [s for s in sources if profiles[s].get("is_html")]
-        if html:
-            steps.append({"op": "html_extract", "sources": html})
-            why.append(f"HTML detected in {html}: extract main text")
-        steps.append({"op": "text_normalize"})
-
-        foreign = [
-            s
-            for s in sources
-            if 1 - sum(v for k, v in profiles[s].get("languages", {}).items() if k in goal.languages) > 0.02
-        ]
-        if foreign:
-            steps.append(
-                {"op": "language_id", "sources": foreign, "params": {"keep": goal.languages, "min_score": 0.65}}
-            )
-            space[f"steps.{len(steps) - 1}.min_score"] = {"float": [0.3, 0.9]}
-            why.append(f"more than 2% of {foreign} is outside {goal.languages}: language filter")
-
-        p5 = min(max(1, int(profiles[s]["words"]["p5"])) for s in sources)
-        p25 = max(p5 + 1, min(int(profiles[s]["words"]["p25"]) for s in sources))
-        steps.append({"op": "length_filter", "params": {"min_words": p5}})
-        space[f"steps.{len(steps) - 1}.min_words"] = {"int": [max(1, p5 // 2), p25]}
-        why.append(f"min_words at the 5th percentile of word counts ({p5})")
-
-        for name, scope in self._fitting_filters(profiles, sources).items():
-            steps.append({"op": name, "sources": scope})
-            param = _main_threshold(name)
-            if param:
-                rng = _around_default(name, param)
-                if rng:
-                    space[f"steps.{len(steps) - 1}.{param}"] = rng
-            why.append(f"{name} passes 50-99.5% of {scope} at its defaults")
-
-        dup = [s for s in sources if profiles[s].get("near_duplicate_rate", 0) > 0.02]
-        if dup and _registered("minhash_dedup"):
-            steps.append({"op": "minhash_dedup", "sources": dup})
-            space[f"steps.{len(steps) - 1}.enabled"] = "bool"
-            why.append(f"estimated near-duplicate rate above 2% in {dup}: MinHash dedup")
-
-        if goal.remove_pii or any(profiles[s].get("pii_rate", 0) > 0.01 for s in sources):
-            steps.append({"op": "pii_redact"})
-            why.append("PII removal asked for or PII found")
-
+        proposed = processing_steps(goal, profiles, sources)
+        space, why = processing_space(proposed)
         weights = self._mixture_prior(goal, profiles, sources)
         if len(sources) > 1:
             space["mixture.weights"] = "simplex"
+            why.append(f"- mixture: prior {weights} from target similarity; searched on the simplex")
         recipe = {
             "name": "proposal",
             "sources": [{"name": s, "uri": goal.sources[s]} for s in sources],
-            "steps": steps,
+            "steps": [p.step for p in proposed],
             "mixture": {"weights": weights, "total_tokens": goal.token_budget, "max_epochs": 4},
             "seed": 0,
         }
@@ -145,27 +118,12 @@ class RulePlanner:
             "objective": objective,
             "proxy": {"preset": goal.preset, "tokens": goal.proxy_tokens},
         }
-        args = {"recipe": recipe, "space": search_space, "rationale": "; ".join(why)}
+        args = {"recipe": recipe, "space": search_space, "rationale": "\n".join(why)}
         res = dispatch("propose", args)
         log = res.log_entry("propose", "propose", args)
         if not res.ok:
             raise RuntimeError(f"the rule-based proposal did not validate: {res.error}")
         return res.output, [log]
-
-    @staticmethod
-    def _fitting_filters(profiles: dict[str, Any], sources: list[str]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for cls in all_operators():
-            if not issubclass(cls, Filter) or cls.name in SKIP_FILTERS:
-                continue
-            scope = [
-                s
-                for s in sources
-                if 0.5 <= profiles[s].get("filters", {}).get(cls.name, {}).get("pass_rate", 1.0) <= 0.995
-            ]
-            if scope:
-                out[cls.name] = scope
-        return out
 
     @staticmethod
     def _mixture_prior(goal: Goal, profiles: dict[str, Any], sources: list[str]) -> dict[str, float]:
@@ -204,9 +162,10 @@ class RulePlanner:
                 continue
             span = hi - lo or 1
             new_lo, new_hi = min(vals) - 0.2 * span, max(vals) + 0.2 * span
-            if abs(best[0]["params"].get(name, lo) - lo) < 0.05 * span:
+            at = best[0]["params"].get(name)  # absent when the best trial had the step switched off
+            if at is not None and abs(at - lo) < 0.05 * span:
                 new_lo = lo - 0.5 * span
-            if abs(best[0]["params"].get(name, hi) - hi) < 0.05 * span:
+            if at is not None and abs(at - hi) < 0.05 * span:
                 new_hi = hi + 0.5 * span
             new = _clip_range(key, proposal, kind, new_lo, new_hi)
             if new and (abs(new[0] - lo) > 0.1 * span or abs(new[1] - hi) > 0.1 * span):
@@ -223,35 +182,114 @@ def _related(source: str, word: str) -> bool:
     return shared >= 3 and shared >= 0.75 * min(len(source), len(word))
 
 
-def _registered(name: str) -> bool:
-    return any(c.name == name for c in all_operators())
+@dataclass
+class Proposed:
+    """One proposed step, why, and for a switchable step the share of its sources' sampled documents
+    it drops at the proposed params (the estimate that ranks steps for the search)."""
+
+    step: dict[str, Any]
+    why: str
+    effect: float | None = None
 
 
-def _main_threshold(op: str) -> str | None:
-    """The op's first numeric param that only changes its decision (not its signals)."""
-    cls = next(c for c in all_operators() if c.name == op)
-    for name, field in cls.Params.model_fields.items():
-        if (
-            name not in cls.annotate_params
-            and field.annotation in (int, float)
-            and isinstance(field.default, int | float)
-        ):
-            return name
-    return None
+def processing_steps(goal: Goal, profiles: dict[str, Any], sources: list[str]) -> list[Proposed]:
+    """The recipe's steps in order, each with its reason (see the module docstring)."""
+    html = [s for s in sources if profiles[s].get("is_html")]
+    out = [Proposed({"op": "html_extract", "sources": html}, "HTML detected: extract the main text")] if html else []
+    out.append(Proposed({"op": "text_normalize"}, "every source: Unicode and whitespace normalisation"))
+    out += _language_step(goal, profiles, sources)
+    out.append(_length_step(profiles, sources))
+    out += _quality_steps(profiles, sources)
+    out += _dedup_step(profiles, sources)
+    if goal.remove_pii or any(profiles[s].get("pii_rate", 0) > PII_RATE for s in sources):
+        out.append(Proposed({"op": "pii_redact"}, "PII removal asked for, or PII found in more than 1 % of a source"))
+    return out
 
 
-def _around_default(op: str, param: str) -> dict[str, Any] | None:
-    cls = next(c for c in all_operators() if c.name == op)
-    default = cls.Params.model_fields[param].default
-    kind = "int" if isinstance(default, int) and not isinstance(default, bool) else "float"
-    lo, hi = (default * 0.5, default * 1.5) if default > 0 else (default - 1, default + 1)
-    rng = [math.floor(lo), math.ceil(hi)] if kind == "int" else [round(lo, 6), round(hi, 6)]
-    try:
-        cls.Params.model_validate({param: rng[0]})
-        cls.Params.model_validate({param: rng[1]})
-    except ValueError:
-        return None
-    return {kind: rng} if rng[0] < rng[1] else None
+def processing_space(proposed: list[Proposed]) -> tuple[dict[str, Any], list[str]]:
+    """On/off and main threshold of the ``MAX_SEARCHED_STEPS`` switchable steps with the largest
+    estimated effect; one rationale line per step saying what is searched, or why it is fixed."""
+    ranked = sorted(
+        (i for i, p in enumerate(proposed) if p.effect is not None and switchable(p.step["op"])),
+        key=lambda i: -(proposed[i].effect or 0.0),
+    )
+    searched = set(ranked[:MAX_SEARCHED_STEPS])
+    space: dict[str, Any] = {}
+    for i in sorted(searched):
+        space.update(step_choices(i, proposed[i].step))
+    lines = []
+    for i, p in enumerate(proposed):
+        scope = f" on {p.step['sources']}" if p.step.get("sources") else ""
+        if i in searched:
+            tail = f"; searched: {describe(i, space)}"
+        elif i in ranked:
+            tail = f"; fixed: the space searches the {MAX_SEARCHED_STEPS} steps with the largest estimated effect"
+        else:
+            tail = ""
+        lines.append(f"- steps.{i} {p.step['op']}{scope}: {p.why}{tail}")
+    return space, lines
+
+
+def _language_step(goal: Goal, profiles: dict[str, Any], sources: list[str]) -> list[Proposed]:
+    shares = {s: _foreign_share(profiles[s], goal.languages) for s in sources}
+    foreign = [s for s in sources if shares[s] > FOREIGN_SHARE]
+    if not foreign:
+        return []
+    step = {"op": "language_id", "sources": foreign, "params": {"keep": goal.languages, "min_score": 0.65}}
+    found = ", ".join(f"{s} {shares[s]:.1%}" for s in foreign)
+    return [Proposed(step, f"outside {goal.languages} in the sample: {found}", _mean(shares[s] for s in foreign))]
+
+
+def _length_step(profiles: dict[str, Any], sources: list[str]) -> Proposed:
+    p5 = min(max(1, int(profiles[s]["words"]["p5"])) for s in sources)
+    step = {"op": "length_filter", "params": {"min_words": p5}}
+    return Proposed(step, f"min_words at the 5th percentile of word counts ({p5})", 0.05)
+
+
+def _quality_steps(profiles: dict[str, Any], sources: list[str]) -> list[Proposed]:
+    out = []
+    for cls in all_operators():
+        if not issubclass(cls, Filter) or cls.name in SKIP_FILTERS:
+            continue
+        rates = {s: _pass_rate(profiles[s], cls.name) for s in sources}
+        fits = [s for s in sources if rates[s] is not None and PASS_BAND[0] <= rates[s] <= PASS_BAND[1]]
+        web = [s for s in sources if cls.name in WEB_FILTERS and profiles[s].get("is_html") and s not in fits]
+        scope = [s for s in sources if s in fits or s in web]
+        if scope:
+            why = ", ".join(f"{s} {rates[s]:.0%}" if rates[s] is not None else s for s in scope)
+            note = "; proposed on web-like sources whatever their pass rate" if web else ""
+            effect = _mean(1 - (rates[s] if rates[s] is not None else 1.0) for s in scope)
+            out.append(Proposed({"op": cls.name, "sources": scope}, f"passes at its defaults: {why}{note}", effect))
+    return out
+
+
+def _dedup_step(profiles: dict[str, Any], sources: list[str]) -> list[Proposed]:
+    rates = {s: _duplicate_rate(profiles[s]) for s in sources}
+    dup = [s for s in sources if rates[s] >= DUPLICATE_RATE]
+    if not dup or not is_registered("minhash_dedup"):
+        return []
+    found = ", ".join(f"{s} {rates[s]:.1%}" for s in dup)
+    why = f"duplicates in the sample (near or exact; a lower bound on a partial sample): {found}"
+    return [Proposed({"op": "minhash_dedup", "sources": dup}, why, _mean(rates[s] for s in dup))]
+
+
+def _foreign_share(profile: dict[str, Any], languages: list[str]) -> float:
+    return 1 - sum(v for k, v in profile.get("languages", {}).items() if k in languages)
+
+
+def _pass_rate(profile: dict[str, Any], op: str) -> float | None:
+    rate = profile.get("filters", {}).get(op, {}).get("pass_rate")
+    return float(rate) if isinstance(rate, int | float) else None
+
+
+def _duplicate_rate(profile: dict[str, Any]) -> float:
+    scanned = (profile.get("duplicates") or {}).get("scanned_exact_duplicate_rate", 0.0)
+    return max(float(profile.get("near_duplicate_rate", 0.0)), float(scanned))
+
+
+def _mean(values: Iterable[float]) -> float:
+    items = list(values)
+    return round(sum(items) / len(items), 4) if items else 0.0
 
 
 def _trial_param_name(key: str, proposal: dict[str, Any]) -> str:
@@ -262,20 +300,25 @@ def _trial_param_name(key: str, proposal: dict[str, Any]) -> str:
 
 
 def _clip_range(key: str, proposal: dict[str, Any], kind: str, lo: float, hi: float) -> list[float] | None:
+    """``[lo, hi]`` inside the main threshold's bounds and valid for the step; None if nothing is left."""
     _, index, param = key.split(".", 2)
-    op = proposal["recipe"]["steps"][int(index)]["op"]
-    cls = next(c for c in all_operators() if c.name == op)
+    step = proposal["recipe"]["steps"][int(index)]
+    cls = next(c for c in all_operators() if c.name == step["op"])
+    spec = MAIN_THRESHOLDS.get(step["op"])
+    if spec is not None and spec.param == param:
+        lo, hi = max(lo, spec.bounds[0]), min(hi, spec.bounds[1])
     if kind == "int":
         lo, hi = math.floor(lo), math.ceil(hi)
+    params = step.get("params") or {}
     for _ in range(20):
         try:
-            cls.Params.model_validate({param: lo})
+            cls.Params.model_validate({**params, param: lo})
             break
         except ValueError:
             lo = lo + (hi - lo) * 0.1 if kind == "float" else lo + 1
     try:
-        cls.Params.model_validate({param: lo})
-        cls.Params.model_validate({param: hi})
+        cls.Params.model_validate({**params, param: lo})
+        cls.Params.model_validate({**params, param: hi})
     except ValueError:
         return None
     return [lo, hi] if lo < hi else None
