@@ -19,6 +19,7 @@ import hashlib
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -289,7 +290,11 @@ def resumed_seed(seed: int, trials_so_far: int) -> int:
 def make_sampler(name: str, seed: int, multi: bool) -> optuna.samplers.BaseSampler:
     S = optuna.samplers
     if name == "tpe":
-        return S.TPESampler(multivariate=True, seed=seed, n_startup_trials=5)
+        # group=True: thresholds that exist only while their step is on are modelled jointly with
+        # the draws they co-occur with, instead of falling back to independent sampling
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return S.TPESampler(multivariate=True, group=True, seed=seed, n_startup_trials=5)
     if name == "gp":
         return S.GPSampler(seed=seed)
     if name == "cmaes":
