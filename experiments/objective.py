@@ -80,7 +80,7 @@ def evaluate_trial(
     out.seconds["overhead"] = max(
         0.0, out.seconds["total"] - out.seconds["pipeline"] - out.seconds["train"] - out.seconds["eval"]
     )
-    out.proxy = {k: result[k] for k in ("tokens_per_s", "mfu", "params", "tokens", "steps") if k in result}
+    out.proxy = {k: result[k] for k in ("tokens_per_s", "mfu", "params", "tokens", "steps", "sources") if k in result}
     return out
 
 
@@ -112,6 +112,7 @@ def train_and_score(
         "params": res.params,
         "tokens": res.tokens,
         "steps": res.steps,
+        "sources": res.sources,  # per source: the weight the sampler used, tokens it realised, capped
     }
 
 

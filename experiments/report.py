@@ -16,6 +16,7 @@ import optuna
 from experiments.confirm import ConfirmResult, Gap
 from experiments.space import simplex_weights
 from experiments.surrogate import Prediction
+from experiments.weights import params_text, weight_importances
 
 
 def plot_history(trials: list[dict[str, Any]], path: Path) -> Path:
@@ -42,7 +43,7 @@ def plot_importances(study: optuna.Study, path: Path) -> tuple[Path | None, dict
     try:
         with warnings.catch_warnings():  # "some regimes have less than 2 trials" on every small study
             warnings.simplefilter("ignore", UserWarning)
-            imp = optuna.importance.get_param_importances(study)
+            imp = weight_importances(study)
     except (RuntimeError, ValueError):
         return None, {}
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(imp) + 1))
@@ -126,7 +127,7 @@ def write_report(
     lines += ["## Trials", "", "| # | state | objective | params |", "|---|---|---|---|"]
     for t in trials:
         obj = f"{t['objective']:.4f}" if t["objective"] is not None else ""
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in t["params"].items())
+        params = params_text(t)
         lines.append(f"| {t['number']} | {t['state']} | {obj} | {params} |")
     lines += ["", *[f"![{p.stem}]({p.name})" for p in plots], ""]
     report = folder / "report.md"
@@ -204,7 +205,3 @@ def _ablation_section(c: ConfirmResult, dropped_steps: list[str]) -> list[str]:
 
 def _gap_row(g: Gap) -> str:
     return f"| {g.baseline} | {g.diff:+.4f} | [{g.ci95[0]:+.4f}, {g.ci95[1]:+.4f}] | {len(g.seeds)} | {g.verdict} |"
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -12,6 +12,8 @@ A space is a small YAML beside a base recipe::
 ``simplex`` is parametrised by one uniform draw ``u_s`` in (0, 1] per source and
 ``w_s = -log(u_s) / sum(-log(u))``: normalised exponentials, so independent uniform draws give a
 uniform Dirichlet(1) point (a standard simplex construction), and every weight stays positive.
+The draws are Optuna's params (``mixture.<source>``); people and MLflow see the weights
+(``weight.<source>``, ``experiments.weights``): a draw near 1 is a small weight.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from experiments.objective import TrialOutcome, evaluate_trial, failure_text
 from experiments.search_config import SearchConfig
 from experiments.targets import prepare_targets
 from experiments.tracking import flat_params, mlflow_client, numeric, write_ahead_log
+from experiments.weights import WEIGHT_PREFIX, normalised, readable_params, realised_shares, trial_weights
 from operators import Recipe, RecipeError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -183,7 +184,12 @@ class Search:
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, tags=tags) as child:
             trial.set_user_attr("recipe_id", recipe_id)
             trial.set_user_attr("mlflow_run", child.info.run_id)
-            mlflow.log_params(flat_params("", values))  # now, so a killed trial's run still shows them
+            weights = normalised(recipe.mixture.weights)  # as the mixture sampler will use them
+            if weights:
+                trial.set_user_attr("weights", weights)
+            # now, so a killed trial's run still shows them; weights, not the simplex draws behind them
+            shown = {**readable_params(values), **{f"{WEIGHT_PREFIX}{s}": w for s, w in weights.items()}}
+            mlflow.log_params(flat_params("", shown))
             mlflow.log_text(recipe.to_yaml(), "recipe.yaml")
             curve: list[tuple[int, float]] = []
 
@@ -253,6 +259,7 @@ def _log_trial(mlflow: Any, run_id: str, curve: list[tuple[int, float]], outcome
             **numeric({**attrs["bpb"], **{k: v for k, v in attrs.items() if not isinstance(v, dict)}}),
             **{f"bpb.{k}": v for k, v in attrs["bpb"].items()},
             **{f"drop_rate.{k}": v for k, v in attrs["drop_rates"].items()},
+            **{f"realised_share.{k}": v for k, v in realised_shares(attrs["proxy"].get("sources", {})).items()},
         }
         metrics += [Metric(k, v, now, 0) for k, v in final.items()]
         if outcome.pruned:
@@ -263,7 +270,11 @@ def _log_trial(mlflow: Any, run_id: str, curve: list[tuple[int, float]], outcome
 
 
 def trial_summary(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """One row of the trial table: number, state, objective, bpb per target, params, times."""
+    """One row of the trial table: number, state, objective, bpb per target, params, times.
+
+    ``params`` are Optuna's (the mixture as simplex draws ``mixture.<source>``, for the sampler and
+    the surrogates); ``recipe_params`` and ``weights`` are what to show: the step params and the
+    normalised weights ``weight.<source>`` the trial trained on (``experiments.weights``)."""
     state = "interrupted" if t.user_attrs.get("interrupted") else t.state.name.lower()
     return {
         "number": t.number,
@@ -273,6 +284,8 @@ def trial_summary(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "retained_tokens": t.user_attrs.get("retained_tokens"),
         "recipe_id": t.user_attrs.get("recipe_id"),
         "params": dict(t.params),
+        "recipe_params": readable_params(t.params),
+        "weights": t.user_attrs.get("weights") or trial_weights(t.params),
         "seconds": t.user_attrs.get("seconds", {}),
         "error": t.user_attrs.get("error"),
     }

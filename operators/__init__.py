@@ -39,6 +39,7 @@ from operators.core.recipe import (  # noqa: E402
     shared_data_dir,
 )
 from operators.core.run import ReplayResult, replay, run_recipe  # noqa: E402
+from operators.core.source_files import remote_scheme  # noqa: E402
 from operators.filters.decontaminate import NGRAM, count_in, doc_ngrams  # noqa: E402
 from operators.profiling.profile import SourceProfile, profile_sources  # noqa: E402
 from operators.readers.texts import TextSet, read_text_set, read_texts  # noqa: E402
@@ -85,6 +86,7 @@ __all__ = [
     "readers",
     "recipe_from_dict",
     "recipe_from_yaml",
+    "remote_scheme",
     "replay",
     "run_recipe",
     "selection",

@@ -70,6 +70,7 @@ def test_small_search_runs_trials_reuses_signals_and_tracks_in_mlflow(
 ) -> None:
     from experiments.finalize import finalize
     from experiments.study import Search
+    from experiments.weights import readable_params
     from operators import load_recipe
 
     recipe_path, space_path = _write_inputs(shared_data, tmp_path, 5)
@@ -107,7 +108,8 @@ def test_small_search_runs_trials_reuses_signals_and_tracks_in_mlflow(
         run = client.get_run(trials[2].user_attrs["mlflow_run"])
         assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())  # beside the store
         assert {"manifest.json", "recipe.yaml"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert run.data.params == {k: str(v) for k, v in trials[2].params.items()}
+        shown = {k: str(v) for k, v in readable_params(trials[2].params).items()}  # weights, not simplex draws
+        assert run.data.params == shown and "weight.code" in shown
         assert run.data.metrics["objective"] == trials[2].values[0]
         curve = client.get_metric_history(run.info.run_id, "intermediate_bpb")
         assert [m.step for m in curve] == sorted(trials[2].intermediate_values)

@@ -123,6 +123,11 @@ class Reader(Operator):
     def read(self, path: str, source: str) -> Iterator[dict[str, Any]]:
         raise NotImplementedError
 
+    @classmethod
+    def claims(cls, path: str) -> bool:
+        """Whether this reader reads ``path`` when it lies in a source's folder (by its extension)."""
+        return path.lower().endswith(cls.extensions)
+
 
 class Mapper(Operator):
     """Rewrites columns row by row. ``map`` returns the changed columns; a ``_reason`` column,

@@ -8,9 +8,9 @@ identified by ``recipe_id``, a sha256 of its canonical JSON: key order, formatti
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -19,7 +19,21 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from operators.core.base import Operator, OperatorKind, UnknownOperatorError, all_operators, get_operator
+from operators.core.base import Operator, OperatorKind, UnknownOperatorError, get_operator
+from operators.core.source_files import (
+    by_reader,
+    candidate_files,
+    extension_counts,
+    is_glob,
+    named_files,
+    reader_for,
+    readers,
+    remote_refusal,
+    remote_scheme,
+    strip_file_scheme,
+)
+
+log = logging.getLogger(__name__)
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
 
@@ -47,7 +61,10 @@ class Source(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME_PATTERN)
     uri: str
-    format: str | None = Field(None, description="reader name; inferred from the file extension when absent")
+    format: str | None = Field(
+        None,
+        description="reader name; when absent, inferred from the extensions (mixed files: `auto`, one reader each)",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="reader params")
 
 
@@ -137,44 +154,74 @@ class Recipe(BaseModel):
                 raise RecipeError(_format_validation(err, f"sources[{i}].params", reader)) from None
 
     def reader_class(self, src: Source) -> type[Operator]:
-        readers = [c for c in all_operators() if c.kind == OperatorKind.READER]
+        """The reader of ``src``: its ``format``, else the one its uri's extension names, else the
+        one its files' extensions name (``auto`` when they name several: each file is read by its
+        own); see ``operators.core.source_files``."""
+        self.local_path(src)  # refuses a remote uri
         if src.format:
-            match = [c for c in readers if c.name == src.format]
-            if not match:
-                raise RecipeError(
-                    f"sources[{src.name}].format: unknown reader {src.format!r}; one of {[c.name for c in readers]}"
-                )
-            return match[0]
-        uri = src.uri.lower().rstrip("/")
-        for cls in readers:
-            if any(uri.endswith(ext) for ext in cls.extensions):  # type: ignore[attr-defined]
-                return cls
-        if os.path.isdir(expand_uri(src.uri, Path(self.base_dir))):
-            return get_operator("text")
-        raise RecipeError(
-            f"sources[{src.name}].format: cannot infer a reader from {src.uri!r}; "
-            f"set `format:` to one of {[c.name for c in readers]}"
-        )
+            return self._named_reader(src)
+        return reader_for(src.uri.rstrip("/")) or self._resolve(src)[0]
 
     def input_files(self) -> dict[str, list[str]]:
-        """Source name -> sorted files it reads; refuses a uri that matches nothing."""
+        """Source name -> sorted files it reads; refuses a uri that matches nothing readable and
+        warns (once) about the files of a folder or glob it skips."""
         out: dict[str, list[str]] = {}
         for src in self.sources:
-            path = expand_uri(src.uri, Path(self.base_dir))
-            if os.path.isdir(path):
-                exts = self.reader_class(src).extensions  # type: ignore[attr-defined]
-                files = [str(p) for p in Path(path).rglob("*") if p.is_file() and str(p).lower().endswith(exts)]
-            else:
-                files = [f for f in glob.glob(path, recursive=True) if os.path.isfile(f)]
-            if not files:
-                raise RecipeError(
-                    f"sources[{src.name}].uri: {src.uri!r} (resolved to {path}) matches no readable file; check the path or glob"
-                )
+            _, files, skipped = self._resolve(src)
             unreadable = [f for f in files if not os.access(f, os.R_OK)]
             if unreadable:
                 raise RecipeError(f"sources[{src.name}].uri: cannot read {unreadable[:3]}; fix the file permissions")
-            out[src.name] = sorted(files)
+            if skipped:
+                _warn_skipped(src, self.local_path(src), skipped)
+            out[src.name] = files
         return out
+
+    def local_path(self, src: Source) -> str:
+        """``src.uri`` as a local path (``~``, ``${VARS}``, ``file://`` resolved); refuses remote URIs."""
+        if remote_scheme(src.uri):
+            raise RecipeError(remote_refusal(f"sources[{src.name}].uri", src.uri))
+        return expand_uri(strip_file_scheme(src.uri), Path(self.base_dir))
+
+    def _named_reader(self, src: Source) -> type[Operator]:
+        match = [c for c in readers() if c.name == src.format]
+        if not match:
+            raise RecipeError(
+                f"sources[{src.name}].format: unknown reader {src.format!r}; one of {[c.name for c in readers()]}"
+            )
+        return match[0]
+
+    def _resolve(self, src: Source) -> tuple[type[Operator], list[str], list[str]]:
+        """(reader, files it reads, files of the folder or glob it skips)."""
+        path = self.local_path(src)
+        found = candidate_files(path)
+        if not found:
+            raise RecipeError(
+                f"sources[{src.name}].uri: {src.uri!r} (resolved to {path}) matches no readable file; check the path or glob"
+            )
+        named = self._named_reader(src) if src.format else reader_for(src.uri.rstrip("/"))
+        if not (os.path.isdir(path) or is_glob(path)):  # one file
+            return named or self._inferred(src, path, found), found, []
+        if named is not None and named.name != "auto" and not os.path.isdir(path):  # a glob, one reader
+            return named, found, []
+        reader = named or self._inferred(src, path, found)
+        files = [f for f in found if reader.claims(f)]  # type: ignore[attr-defined]
+        if not files:
+            raise RecipeError(
+                f"sources[{src.name}].uri: {src.uri!r} (resolved to {path}) holds no {reader.name} file "
+                f"(found {extension_counts(found)}); check `format:` or the path"
+            )
+        kept = set(files)
+        return reader, files, [f for f in found if f not in kept]
+
+    def _inferred(self, src: Source, path: str, found: list[str]) -> type[Operator]:
+        """The reader the files' extensions name: one, or ``auto`` for several."""
+        groups, _ = by_reader(found)
+        if not groups:
+            raise RecipeError(
+                f"sources[{src.name}].format: cannot infer a reader from {src.uri!r}: no file has a known extension "
+                f"(found {extension_counts(found)}); set `format:` to one of {[c.name for c in readers()]}"
+            )
+        return get_operator(next(iter(groups)) if len(groups) == 1 else "auto")
 
     # ---- identity and serialisation ----------------------------------------------------------
 
@@ -187,8 +234,9 @@ class Recipe(BaseModel):
         for step, raw in zip(data["steps"], self.steps, strict=True):
             step["params"] = get_operator(raw.op).Params.model_validate(raw.params).model_dump(mode="json")
         for src, raw in zip(data["sources"], self.sources, strict=True):
-            src["format"] = self.reader_class(raw).name
-            src["params"] = self.reader_class(raw).Params.model_validate(raw.params).model_dump(mode="json")
+            reader = self.reader_class(raw)
+            src["format"] = reader.name
+            src["params"] = reader.Params.model_validate(raw.params).model_dump(mode="json")
         return data
 
     def recipe_id(self) -> str:
@@ -204,6 +252,30 @@ class Recipe(BaseModel):
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+
+_WARNED: set[tuple[str, str, int]] = set()
+
+
+def _warn_skipped(src: Source, path: str, skipped: list[str]) -> None:
+    """One warning per source and folder listing: which files it does not read, and why."""
+    key = (src.name, path, len(skipped))
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    if src.format and src.format != "auto":
+        why, fix = f"not {src.format} files", "`format: auto` reads each file by its extension"
+    else:
+        why, fix = "no reader reads their extension", "a source of their own with `format: text` reads them as text"
+    log.warning(
+        "source %r: skipped %d file(s) of %s (%s): %s; %s",
+        src.name,
+        len(skipped),
+        src.uri,
+        why,
+        named_files(skipped, path),
+        fix,
+    )
 
 
 def canonical_hash(data: Any) -> str:

@@ -241,14 +241,16 @@ def load_targets(targets: dict[str, list[str]], *, seed: int = 0, max_docs: int 
     """Target name -> texts: a sample of up to ``max_docs`` documents of each of its files (paths,
     globs or folders, read like sources, HTML reduced to main text)."""
     return {
-        name: [text for uri in uris for text in sample_texts(uri, max_docs=max_docs, seed=seed)]
+        name: [text for uri in uris for text in sample_texts(uri, max_docs=max_docs, seed=seed, name=f"target:{name}")]
         for name, uris in sorted(targets.items())
     }
 
 
-def sample_texts(uri: str, *, fmt: str | None = None, max_docs: int = TARGET_DOCS, seed: int = 0) -> list[str]:
-    """Texts of a bounded sample of a source (main text when it is HTML/WARC)."""
-    _, _, batch = _read_sample(uri, fmt, None, max_docs, seed, MAX_SCAN_DOCS)
+def sample_texts(
+    uri: str, *, fmt: str | None = None, max_docs: int = TARGET_DOCS, seed: int = 0, name: str = "source"
+) -> list[str]:
+    """Texts of a bounded sample of a source (main text when it is HTML/WARC); errors name it ``name``."""
+    _, _, batch = _read_sample(name, uri, fmt, None, max_docs, seed, MAX_SCAN_DOCS)
     return list(batch["text"])
 
 
@@ -264,7 +266,7 @@ def _profile(
     reader_params: dict[str, Any] | None,
     max_scan_docs: int,
 ) -> SourceProfile:
-    sample, html, batch = _read_sample(uri, fmt, reader_params, sample_docs, seed, max_scan_docs)
+    sample, html, batch = _read_sample(name, uri, fmt, reader_params, sample_docs, seed, max_scan_docs)
     texts = list(batch["text"])
     n_chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     n_words = np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts))
@@ -369,13 +371,13 @@ def profile_filters(batch: Batch, annotations: dict[str, Batch]) -> tuple[dict[s
 
 
 def _read_sample(
-    uri: str, fmt: str | None, reader_params: dict[str, Any] | None, k: int, seed: int, max_scan_docs: int
+    name: str, uri: str, fmt: str | None, reader_params: dict[str, Any] | None, k: int, seed: int, max_scan_docs: int
 ) -> tuple[SourceSample, HtmlInfo, Batch]:
-    """The sample as a batch; HTML pages replaced by their main text."""
+    """The sample of source ``name`` as a batch; HTML pages replaced by their main text."""
     sample = sample_source(
-        uri, fmt=fmt, reader_params=reader_params, sample_docs=k, seed=seed, max_scan_docs=max_scan_docs
+        uri, fmt=fmt, reader_params=reader_params, sample_docs=k, seed=seed, max_scan_docs=max_scan_docs, name=name
     )
-    batch = to_batch(sample.docs, "profiled")
+    batch = to_batch(sample.docs, name)
     share = float(np.mean([looks_like_html(t) for t in batch["text"]])) if sample.docs else 0.0
     detected_by = "warc_format" if sample.fmt == "warc" else "tag_density" if share >= HTML_SOURCE_SHARE else "none"
     dropped: Counter = Counter()

@@ -101,10 +101,13 @@ def sample_source(
     sample_docs: int = 500,
     seed: int = 0,
     max_scan_docs: int = MAX_SCAN_DOCS,
+    name: str = "source",
 ) -> SourceSample:
     """Scan a source (path, glob or folder) with its registered reader and keep a bottom-k sample.
-    Raises ``RecipeError`` for an unknown format, bad reader params or a uri matching no file."""
-    recipe = Recipe(sources=[Source(name="profiled", uri=uri, format=fmt, params=reader_params or {})], base_dir=".")
+    Raises ``RecipeError`` for an unknown format, bad reader params or a uri matching no file; the
+    message names the source ``name`` (the user's name for it)."""
+    src = Source.model_construct(name=name, uri=uri, format=fmt, params=reader_params or {})
+    recipe = Recipe.model_construct(sources=[src], steps=[], base_dir=".")
     recipe.validate_ops()
     src = recipe.sources[0]
     reader_cls = recipe.reader_class(src)

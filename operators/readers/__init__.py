@@ -2,6 +2,6 @@
 
 Importing this package registers its operators."""
 
-from operators.readers import formats, reference, warc_reader
+from operators.readers import auto, formats, reference, warc_reader
 
-__all__ = ["formats", "reference", "warc_reader"]
+__all__ = ["auto", "formats", "reference", "warc_reader"]
