@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from evaluators.model import context_length
 from evaluators.tokenizer import EOT_ID, PAD_ID
 
 
@@ -55,7 +56,7 @@ def bits_per_byte(
     model, texts: list[str], *, seq_len: int | None = None, batch_size: int = 32, device=None
 ) -> BpbResult:
     """Bits per byte of ``model`` over ``texts`` (see the module docstring)."""
-    seq_len = seq_len or model.config.n_positions
+    seq_len = seq_len or context_length(model)
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()

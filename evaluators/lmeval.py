@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from evaluators.model import context_length
 from operators import apply_offline_defaults
 
 PREFIX = "dataplan"
@@ -133,7 +134,7 @@ def run_lm_eval(
         pretrained=model,
         tokenizer=tokenizer,
         batch_size=batch_size,
-        max_length=model.config.n_positions,
+        max_length=context_length(model),
         device=device or str(next(model.parameters()).device),
     )
     manager = TaskManager(include_path=str(task_dir), include_defaults=False)

@@ -18,13 +18,18 @@ seed std of 0.035 / 0.053, against 3.98 / 3.95 and 0.12 / 0.19 for batch 16 / lr
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from evaluators.tokenizer import EOT_ID, PAD_ID, VOCAB_SIZE
 
 
 class Preset(BaseModel):
-    """Model shape and optimisation defaults (AdamW, linear warmup, cosine decay to ``min_lr_ratio``)."""
+    """Model shape and optimisation defaults (AdamW, linear warmup, then cosine decay to
+    ``min_lr_ratio`` or, with ``schedule="wsd"``, a constant rate and a linear decay over the last
+    ``decay_frac`` of the steps: warmup-stable-decay, Hu et al. 2024, MiniCPM). ``arch="llama"``
+    builds the same shape as a LLaMA decoder (RoPE, RMSNorm, SwiGLU; Touvron et al. 2023)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
@@ -39,6 +44,9 @@ class Preset(BaseModel):
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
+    arch: Literal["gpt2", "llama"] = "gpt2"
+    schedule: Literal["cosine", "wsd"] = "cosine"
+    decay_frac: float = Field(0.2, gt=0, le=1, description="wsd: share of the steps spent decaying")
 
 
 PRESETS: dict[str, Preset] = {
@@ -64,6 +72,37 @@ def get_preset(name: str | Preset, **overrides) -> Preset:
 
 
 def build_model(preset: Preset):
+    """A freshly initialised proxy of ``preset.arch`` (see ``build_gpt2`` and ``build_llama``)."""
+    return build_llama(preset) if preset.arch == "llama" else build_gpt2(preset)
+
+
+def build_llama(preset: Preset):
+    """A LLaMA decoder of the preset's shape: SwiGLU width ``8/3 d`` rounded up to a multiple of 32
+    (LLaMA's rule), untied embeddings for the reason ``build_gpt2`` gives, SDPA attention."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=preset.n_embd,
+        intermediate_size=-(-8 * preset.n_embd // 3 // 32) * 32,
+        num_hidden_layers=preset.n_layer,
+        num_attention_heads=preset.n_head,
+        max_position_embeddings=preset.seq_len,
+        bos_token_id=EOT_ID,
+        eos_token_id=EOT_ID,
+        pad_token_id=PAD_ID,
+        tie_word_embeddings=False,
+    )
+    return LlamaForCausalLM._from_config(config, attn_implementation="sdpa")
+
+
+def context_length(model) -> int:
+    """The context a built proxy was made for, whatever its architecture."""
+    config = model.config
+    return getattr(config, "n_positions", None) or config.max_position_embeddings
+
+
+def build_gpt2(preset: Preset):
     """A freshly initialised GPT-2 with SDPA attention, no dropout (proxies see each token about
     once) and exact GELU: one fused kernel on CPU, where GPT-2's tanh approximation runs as five
     elementwise passes and cost ~30 % of a nano step. Input and output embeddings are untied: with
@@ -99,5 +138,6 @@ def flops_per_token(preset: Preset, n_params: int) -> int:
     """Training FLOPs per token, the PaLM/nanoGPT estimate: ``6 N + 12 L d T`` where ``N`` counts the
     weights used in a matmul (the token and position embeddings are lookups, the LM head is a
     matmul) and the second term is attention's scores and weighted sum."""
-    matmul_params = n_params - (preset.seq_len + VOCAB_SIZE) * preset.n_embd
+    lookups = VOCAB_SIZE + (preset.seq_len if preset.arch == "gpt2" else 0)  # LLaMA has no position table
+    matmul_params = n_params - lookups * preset.n_embd
     return 6 * matmul_params + 12 * preset.n_layer * preset.n_embd * preset.seq_len

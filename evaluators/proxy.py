@@ -36,9 +36,10 @@ from pydantic import BaseModel, Field
 
 from evaluators.bpb import bits_per_byte
 from evaluators.decontam import contamination_report
-from evaluators.model import Preset, get_preset
+from evaluators.model import Preset, context_length, get_preset
+from evaluators.ngram_proxy import NgramTrained, ngram_bits_per_byte, ngram_order
 from evaluators.packing import pack
-from evaluators.sampler import load_pools, sample_mixture
+from evaluators.sampler import MixtureSample, load_pools, sample_mixture
 from evaluators.targets import Target, resolve_targets
 from evaluators.trainer import save_model, train
 from operators import Mixture, read_texts
@@ -104,12 +105,16 @@ def evaluate_recipe_output(
 ) -> ProxyResult:
     """Train and score one proxy on ``run_dir``'s output under ``mixture`` (see the module docstring)."""
     start = time.perf_counter()
-    spec = get_preset(preset, **(preset_overrides or {}))
     budget = tokens or mixture.total_tokens or DEFAULT_TOKENS
     target_texts, excluded = resolve_targets(run_dir, targets)
     pools = load_pools(run_dir, exclude_ids=excluded)
     sample = sample_mixture(pools, mixture, budget, seed)
     stream = sample.documents(pools)
+    if (order := ngram_order(preset)) is not None:
+        if lm_eval_tasks or lm_eval_perplexity:
+            raise ValueError(f"lm-eval scores a neural proxy; preset {preset!r} is a count model: use nano or larger")
+        return _count_model_result(order, stream, target_texts, pools, sample, seed, start, out_dir)
+    spec = get_preset(preset, **(preset_overrides or {}))
     packed = pack(stream, spec.seq_len, packing, seed)
     quick = {name: _head(texts, intermediate_bytes) for name, texts in target_texts.items()}
 
@@ -132,8 +137,7 @@ def evaluate_recipe_output(
         for name, p in (decontam_sets or {}).items()
     }
     eval_sets = {**target_texts, **decontam}
-    unique_docs = sorted({(int(s), int(d)) for s, d in sample.order})
-    unique_texts = [pools[sample.sources[s]].texts[d] for s, d in unique_docs]
+    unique_texts = _unique_texts(pools, sample)
     result = ProxyResult(
         bpb={name: r.bits_per_byte for name, r in scores.items()},
         target_bytes={name: r.n_bytes for name, r in scores.items()},
@@ -169,6 +173,53 @@ def evaluate_recipe_output(
     return result
 
 
+def _count_model_result(
+    order: int,
+    stream: list[str],
+    target_texts: dict[str, list[str]],
+    pools: dict,
+    sample: MixtureSample,
+    seed: int,
+    start: float,
+    out_dir: str | Path | None,
+) -> ProxyResult:
+    """The ``ngram<k>`` presets: fit the count model on the stream, score every target in full."""
+    trained = NgramTrained(stream, order)
+    scores = {name: ngram_bits_per_byte(trained.model, texts) for name, texts in target_texts.items()}
+    result = ProxyResult(
+        bpb={name: bpb for name, (bpb, _) in scores.items()},
+        target_bytes={name: n for name, (_, n) in scores.items()},
+        sources={name: vars(st) for name, st in sample.stats.items()},
+        tokens=trained.tokens,
+        budget=sample.budget,
+        preset=f"ngram{order}",
+        params=trained.params,
+        seed=seed,
+        steps=0,
+        tokens_per_s=trained.tokens / max(trained.seconds, 1e-9),
+        mfu=0.0,
+        matmul_gflops=0.0,
+        device="cpu",
+        threads=1,
+        train_seconds=trained.seconds,
+        seconds=0.0,
+        pruned=False,
+        packing={},
+        contamination=contamination_report(_unique_texts(pools, sample), target_texts),
+    )
+    result.seconds = time.perf_counter() - start
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "result.json").write_text(result.model_dump_json(indent=2))
+    return result
+
+
+def _unique_texts(pools: dict, sample: MixtureSample) -> list[str]:
+    """Each document of the stream once (the contamination check's input)."""
+    unique_docs = sorted({(int(s), int(d)) for s, d in sample.order})
+    return [pools[sample.sources[s]].texts[d] for s, d in unique_docs]
+
+
 def _head(texts: list[str], max_bytes: int) -> list[str]:
     """The first texts up to ``max_bytes`` (at least one): the cheap intermediate-eval subset."""
     out, used = [], 0
@@ -193,7 +244,7 @@ def _run_lm_eval(
     with tempfile.TemporaryDirectory() as scratch:
         task_dir = Path(out_dir) / "lm_eval_tasks" if out_dir is not None else Path(scratch)
         tasks = write_tasks(task_dir, perplexity, multiple_choice, mc_limit=limit)
-        return run_lm_eval(model, hf_tokenizer(model.config.n_positions), task_dir, tasks)
+        return run_lm_eval(model, hf_tokenizer(context_length(model)), task_dir, tasks)
 
 
 class SeedSummary(BaseModel):

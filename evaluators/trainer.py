@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from evaluators.hardware import matmul_ceiling, pick_device, set_threads, train_dtype
-from evaluators.model import Preset, build_model, count_params, flops_per_token
+from evaluators.model import Preset, build_model, context_length, count_params, flops_per_token
 from evaluators.tokenizer import PAD_ID, save_tokenizer
 
 EvalFn = Callable[[torch.nn.Module], dict[str, float]]
@@ -46,12 +46,17 @@ class TrainResult:
 
 
 def lr_at(step: int, total_steps: int, preset: Preset) -> float:
-    """Linear warmup over ``warmup_frac`` of the steps, then cosine decay to ``min_lr_ratio * lr``."""
+    """Linear warmup over ``warmup_frac`` of the steps, then cosine decay to ``min_lr_ratio * lr``
+    or (``wsd``) the peak rate until the last ``decay_frac`` of the steps and a linear decay there."""
     warmup = max(1, round(preset.warmup_frac * total_steps))
     if step < warmup:
         return preset.lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total_steps - warmup)
     floor = preset.min_lr_ratio
+    if preset.schedule == "wsd":
+        decay = max(1, round(preset.decay_frac * total_steps))
+        left = min(1.0, (total_steps - step) / decay)
+        return preset.lr * (floor + (1 - floor) * left)
+    progress = (step - warmup) / max(1, total_steps - warmup)
     return preset.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
@@ -159,5 +164,5 @@ def save_model(model: torch.nn.Module, folder: str | Path) -> Path:
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    save_tokenizer(folder, model_max_length=model.config.n_positions)
+    save_tokenizer(folder, model_max_length=context_length(model))
     return folder

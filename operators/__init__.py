@@ -44,6 +44,7 @@ from operators.filters.decontaminate import NGRAM, count_in, doc_ngrams  # noqa:
 from operators.profiling.profile import SourceProfile, profile_sources  # noqa: E402
 from operators.readers.texts import TextSet, read_text_set, read_texts  # noqa: E402
 from operators.selection.quality_classifier import train_classifier  # noqa: E402
+from operators.text.ngram_lm import NgramLM  # noqa: E402
 
 __all__ = [
     "NAME_PATTERN",
@@ -52,6 +53,7 @@ __all__ = [
     "LedgerError",
     "Manifest",
     "Mixture",
+    "NgramLM",
     "Operator",
     "OperatorKind",
     "Recipe",

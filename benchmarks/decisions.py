@@ -1,0 +1,303 @@
+"""Decision accuracy of cheap proxy fidelities against a larger reference (DataDecide's method,
+Magnusson et al. 2025, "DataDecide: How to Predict Best Pretraining Data with Small Experiments").
+
+A fixed set of recipe pairs over the dirty-web task of ``benchmarks/corpora.py`` (sources ``web``
+with injected junk, ``books``, ``legal``, ``code``; targets: held-out Wikipedia articles and PubMed
+abstracts, equally weighted) covers mixture changes, filters on/off, threshold changes and dedup
+on/off. Each recipe runs once through the pipeline; every fidelity (preset x tokens x tokenizer)
+trains one proxy per recipe and seed on its output. The reference outcome of a pair is the sign
+of its mean paired difference at the reference fidelity (3 paired seeds); a cheaper fidelity's
+decision is the sign of its own mean paired difference. ``decision_accuracy`` is the share of
+pairs where the two agree (all pairs, as DataDecide counts them); ``decided_accuracy`` counts only
+the pairs whose reference 95 % paired interval excludes zero. ``spearman`` ranks all recipes by
+their mean at that fidelity against the reference. ``seconds_per_trial`` is the wall time of one
+proxy evaluation (sampling, training or counting, scoring; the pipeline run is shared by every
+fidelity and reported apart), timed afresh for every fidelity one after another on the same recipe
+and seed so that all of them see the same machine load; ``cost_ratio`` divides it by the
+reference's. ``stored_seconds_per_trial`` averages the times recorded with the stored results.
+
+Results are stored per (recipe id, preset, tokens, tokenizer, seed) under ``--store`` and reused,
+so adding a fidelity or a pair costs only the new trainings.
+
+    python benchmarks/decisions.py --json benchmarks/out/decisions.json            # about an hour
+    python benchmarks/decisions.py --small --json /tmp/decisions_small.json        # a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.corpora import build_task  # noqa: E402
+from evaluators.proxy import evaluate_recipe_output  # noqa: E402
+from evaluators.targets import Target  # noqa: E402
+from experiments.confirm import paired_ci  # noqa: E402
+from operators import Recipe, ray_session, recipe_from_dict, run_recipe, shared_data_dir  # noqa: E402
+
+TOKENIZER = "byte"
+MIXTURES = {
+    "natural": None,
+    "uniform": {"web": 0.25, "books": 0.25, "legal": 0.25, "code": 0.25},
+    "web_heavy": {"web": 0.55, "books": 0.15, "legal": 0.15, "code": 0.15},
+    "code_heavy": {"web": 0.1, "books": 0.1, "legal": 0.1, "code": 0.7},
+}
+WEB = ["web"]
+STEPS = {
+    "quality": {"op": "gopher_quality", "sources": WEB},
+    "quality_loose": {"op": "gopher_quality", "sources": WEB, "params": {"min_stop_words": 1, "min_words": 20}},
+    "quality_strict": {"op": "gopher_quality", "sources": WEB, "params": {"min_words": 300}},
+    "repetition": {"op": "gopher_repetition", "sources": WEB},
+    "langid": {"op": "language_id", "sources": WEB, "params": {"keep": ["en"]}},
+    "dedup": {"op": "minhash_dedup", "sources": WEB},
+}
+ALL_FILTERS = ["quality", "repetition", "langid", "dedup"]
+RECIPES: dict[str, tuple[str, list[str]]] = {
+    "natural_raw": ("natural", []),
+    "uniform_raw": ("uniform", []),
+    "web_heavy_raw": ("web_heavy", []),
+    "code_heavy_raw": ("code_heavy", []),
+    "natural_quality": ("natural", ["quality"]),
+    "natural_quality_loose": ("natural", ["quality_loose"]),
+    "natural_quality_strict": ("natural", ["quality_strict"]),
+    "natural_langid": ("natural", ["langid"]),
+    "natural_dedup": ("natural", ["dedup"]),
+    "natural_all": ("natural", ALL_FILTERS),
+    "web_heavy_dedup": ("web_heavy", ["dedup"]),
+    "web_heavy_all": ("web_heavy", ALL_FILTERS),
+}
+PAIRS: list[tuple[str, str, str]] = [
+    ("natural_raw", "uniform_raw", "mixture"),
+    ("natural_raw", "web_heavy_raw", "mixture"),
+    ("uniform_raw", "web_heavy_raw", "mixture"),
+    ("natural_raw", "code_heavy_raw", "mixture"),
+    ("natural_all", "web_heavy_all", "mixture"),
+    ("natural_raw", "natural_quality", "filter"),
+    ("natural_raw", "natural_langid", "filter"),
+    ("natural_raw", "natural_all", "filter"),
+    ("web_heavy_raw", "web_heavy_all", "filter"),
+    ("natural_quality", "natural_quality_loose", "threshold"),
+    ("natural_quality", "natural_quality_strict", "threshold"),
+    ("natural_raw", "natural_dedup", "dedup"),
+    ("web_heavy_raw", "web_heavy_dedup", "dedup"),
+    ("web_heavy_dedup", "web_heavy_all", "filter"),
+]
+
+
+class Fidelity(BaseModel):
+    """A proxy configuration: ``preset`` with ``overrides`` (labelled ``variant``) at ``tokens``."""
+
+    preset: str
+    tokens: int
+    seeds: int = 3
+    tokenizer: str = TOKENIZER
+    variant: str = ""
+    overrides: dict[str, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return f"{self.preset}{'_' + self.variant if self.variant else ''}_{self.tokens // 1000}k"
+
+    @property
+    def key(self) -> str:
+        """The store's file stem for one seed (minus ``-s<seed>``)."""
+        return f"{self.preset}{'+' + self.variant if self.variant else ''}-{self.tokens}-{self.tokenizer}"
+
+
+FULL = {
+    "reference": Fidelity(preset="micro", tokens=1_000_000),
+    "fidelities": [
+        Fidelity(preset="ngram3", tokens=1_000_000),
+        Fidelity(preset="ngram5", tokens=1_000_000),
+        Fidelity(preset="ngram7", tokens=1_000_000),
+        Fidelity(preset="ngram5", tokens=300_000),
+        Fidelity(preset="nano", tokens=100_000),
+        Fidelity(preset="nano", tokens=100_000, variant="llama", overrides={"arch": "llama"}),
+        Fidelity(preset="nano", tokens=100_000, variant="wsd", overrides={"schedule": "wsd", "lr": 4e-3}),
+        Fidelity(preset="nano", tokens=300_000),
+    ],
+    "scale": 1.0,
+}
+SMALL = {
+    "reference": Fidelity(preset="nano", tokens=40_000, seeds=2),
+    "fidelities": [Fidelity(preset="ngram5", tokens=40_000, seeds=2), Fidelity(preset="nano", tokens=4_000, seeds=2)],
+    "scale": 0.05,
+    "target_bytes": 16_384,
+    "recipes": ["natural_raw", "web_heavy_raw", "natural_quality", "natural_all"],
+}
+
+
+def recipe_for(name: str, task: dict) -> Recipe:
+    mixture, steps = RECIPES[name]
+    weights = MIXTURES[mixture]
+    return recipe_from_dict(
+        {
+            "name": name,
+            "sources": [{"name": n, "uri": uri} for n, uri in task["sources"].items()],
+            "steps": [{"op": "text_normalize"}, *(STEPS[s] for s in steps)],
+            "mixture": {"weights": weights, "max_epochs": 4},
+        }
+    )
+
+
+def stored(store: Path, recipe_id: str, fid: Fidelity, seed: int) -> Path:
+    return store / recipe_id / f"{fid.key}-s{seed}.json"
+
+
+def score(run_dir: Path, recipe: Recipe, targets: list[Target], fid: Fidelity, seed: int, store: Path) -> dict:
+    """One proxy evaluation, from the store when it was measured before."""
+    path = stored(store, recipe.recipe_id(), fid, seed)
+    if path.is_file():
+        return json.loads(path.read_text())
+    res = evaluate_recipe_output(
+        run_dir,
+        recipe.mixture,
+        targets,
+        preset=fid.preset,
+        tokens=fid.tokens,
+        seed=seed,
+        preset_overrides=fid.overrides,
+    )
+    row = {"bpb": res.bpb, "objective": float(np.mean(list(res.bpb.values()))), "seconds": res.seconds}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(row))
+    return row
+
+
+def measure(fid: Fidelity, runs: dict[str, tuple[Path, Recipe]], targets: list[Target], store: Path) -> dict:
+    """objective[recipe][seed] and the seconds of each evaluation at one fidelity."""
+    objective: dict[str, list[float]] = {}
+    seconds: list[float] = []
+    for name, (run_dir, recipe) in runs.items():
+        rows = [score(run_dir, recipe, targets, fid, s, store) for s in range(fid.seeds)]
+        objective[name] = [r["objective"] for r in rows]
+        seconds += [r["seconds"] for r in rows]
+        print(f"  {fid.name:>12} {name:<24} {np.mean(objective[name]):.4f}", file=sys.stderr, flush=True)
+    return {"objective": objective, "seconds_per_trial": float(np.mean(seconds))}
+
+
+def time_side_by_side(fids: list[Fidelity], run: tuple[Path, Recipe], targets: list[Target]) -> dict[str, float]:
+    """Seconds of one fresh evaluation per fidelity, one after another on the same recipe and seed,
+    so every cost ratio is measured under the same machine load (stored results may not be)."""
+    run_dir, recipe = run
+    out = {}
+    for fid in fids:
+        start = time.perf_counter()
+        evaluate_recipe_output(
+            run_dir, recipe.mixture, targets, preset=fid.preset, tokens=fid.tokens, preset_overrides=fid.overrides
+        )
+        out[fid.name] = time.perf_counter() - start
+    return out
+
+
+def decisions(objective: dict[str, list[float]], pairs: list[tuple[str, str, str]]) -> list[dict]:
+    out = []
+    for a, b, kind in pairs:
+        diffs = [x - y for x, y in zip(objective[a], objective[b], strict=True)]
+        lo, hi = paired_ci(diffs) if len(diffs) > 1 else (float("nan"), float("nan"))
+        out.append({"a": a, "b": b, "kind": kind, "diff": float(np.mean(diffs)), "ci": [lo, hi]})
+    return out
+
+
+def compare(fid: dict, ref: dict, ref_pairs: list[dict], pairs: list[tuple[str, str, str]]) -> dict:
+    from scipy import stats
+
+    mine = decisions(fid["objective"], pairs)
+    agree = [np.sign(m["diff"]) == np.sign(r["diff"]) for m, r in zip(mine, ref_pairs, strict=True)]
+    decided = [r["ci"][0] > 0 or r["ci"][1] < 0 for r in ref_pairs]
+    names = sorted(fid["objective"])
+    rho = stats.spearmanr(
+        [np.mean(fid["objective"][n]) for n in names], [np.mean(ref["objective"][n]) for n in names]
+    ).statistic
+    return {
+        "decision_accuracy": float(np.mean(agree)),
+        "decided_accuracy": float(np.mean([a for a, d in zip(agree, decided, strict=True) if d]))
+        if any(decided)
+        else None,
+        "decided_pairs": int(sum(decided)),
+        "spearman": float(rho),
+        "seconds_per_trial": fid["seconds_per_trial"],
+        "stored_seconds_per_trial": fid["stored_seconds_per_trial"],
+        "cost_ratio": fid["seconds_per_trial"] / ref["seconds_per_trial"],
+        "pairs": [{**m, "agrees": bool(a)} for m, a in zip(mine, agree, strict=True)],
+        "recipe_means": {n: float(np.mean(fid["objective"][n])) for n in names},
+    }
+
+
+def run(config: dict, work: Path, store: Path) -> dict:
+    task = build_task(work / "task", shared_data_dir(), scale=config["scale"])
+    cap = config.get("target_bytes", Target.model_fields["max_bytes"].default)
+    targets = [Target(name=n, files=(p,), max_bytes=cap) for n, p in task["targets"].items()]
+    names = config.get("recipes") or list(RECIPES)
+    pairs = [p for p in PAIRS if p[0] in names and p[1] in names]
+    runs, pipeline = {}, {}
+    with ray_session():
+        for name in names:
+            recipe = recipe_for(name, task)
+            run_dir = work / "runs" / recipe.recipe_id()
+            start = time.perf_counter()
+            if not (run_dir / "manifest.json").is_file():
+                run_recipe(recipe, run_dir)
+            pipeline[name] = time.perf_counter() - start
+            runs[name] = (run_dir, recipe)
+    ref_fid: Fidelity = config["reference"]
+    ref = measure(ref_fid, runs, targets, store)
+    ref_pairs = decisions(ref["objective"], pairs)
+    measured = {f.name: measure(f, runs, targets, store) for f in config["fidelities"]}
+    timing = time_side_by_side([ref_fid, *config["fidelities"]], runs[names[0]], targets)
+    for name, m in [(ref_fid.name, ref), *measured.items()]:
+        m["stored_seconds_per_trial"], m["seconds_per_trial"] = m["seconds_per_trial"], timing[name]
+    fidelities = {n: compare(m, ref, ref_pairs, pairs) for n, m in measured.items()}
+    eligible = [n for n, f in fidelities.items() if f["decision_accuracy"] >= 0.85]
+    decided = [n for n, f in fidelities.items() if (f["decided_accuracy"] or 0) >= 0.85]
+    return {
+        "reference": {
+            **ref_fid.model_dump(),
+            **{k: ref[k] for k in ("seconds_per_trial", "stored_seconds_per_trial")},
+        },
+        "reference_pairs": ref_pairs,
+        "reference_means": {n: float(np.mean(v)) for n, v in ref["objective"].items()},
+        "fidelities": fidelities,
+        "cheapest_accurate": min(eligible, key=lambda n: fidelities[n]["seconds_per_trial"]) if eligible else None,
+        "cheapest_accurate_on_decided": min(decided, key=lambda n: fidelities[n]["seconds_per_trial"])
+        if decided
+        else None,
+        "pairs": len(pairs),
+        "recipes": {n: {"mixture": RECIPES[n][0], "steps": RECIPES[n][1]} for n in names},
+        "pipeline_seconds": pipeline,
+        "task": {k: task[k] for k in ("web", "rates", "scale")},
+        "machine": {"cpus": os.cpu_count(), "load": os.getloadavg(), "python": platform.python_version()},
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", required=True, help="where to write the result")
+    ap.add_argument("--small", action="store_true", help="4 recipes, tiny budgets (the test's mode)")
+    ap.add_argument("--work", default=str(REPO / "benchmarks/out/decisions"), help="task and pipeline runs")
+    ap.add_argument("--store", default=None, help="stored proxy results (default: WORK/results)")
+    args = ap.parse_args(argv)
+    work = Path(args.work)
+    result = run(SMALL if args.small else FULL, work, Path(args.store) if args.store else work / "results")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2))
+    summary = {
+        n: {k: f[k] for k in ("decision_accuracy", "spearman", "cost_ratio")} for n, f in result["fidelities"].items()
+    }
+    print(json.dumps(summary, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
