@@ -10,6 +10,8 @@ GOAL_DEFAULTS = {
     "trials": 12,
     "preset": "nano",
     "proxy_tokens": 200_000,
+    "search_preset": "ngram5",
+    "search_tokens": 300_000,
     "max_rounds": 1,
 }
 
@@ -31,16 +33,22 @@ class Goal(BaseModel):
     max_share: dict[str, float] = Field(default_factory=dict, description="source -> largest allowed mixture weight")
     trials: int = Field(GOAL_DEFAULTS["trials"], gt=0)
     hours: float | None = Field(None, gt=0)
-    preset: str = GOAL_DEFAULTS["preset"]
-    proxy_tokens: int = Field(GOAL_DEFAULTS["proxy_tokens"], gt=0)
+    preset: str = Field(GOAL_DEFAULTS["preset"], description="the neural proxy that confirms the result")
+    proxy_tokens: int = Field(GOAL_DEFAULTS["proxy_tokens"], gt=0, description="its tokens (confirmation: twice)")
+    search_preset: str = Field(
+        GOAL_DEFAULTS["search_preset"],
+        description="the fidelity every search trial trains: the cheapest whose decisions agree with a 10x "
+        "larger reference >= 85 % of the time (benchmarks/decisions.py)",
+    )
+    search_tokens: int = Field(GOAL_DEFAULTS["search_tokens"], gt=0)
     max_rounds: int = Field(GOAL_DEFAULTS["max_rounds"], ge=0, description="reflect rounds after the first search")
     defaults: list[str] = Field(default_factory=list, description="fields that took a stated default")
 
     def compute_budget(self) -> float:
         """Training tokens the approved plan may spend: the search plus its confirmation (3 seeds,
         up to 5 while undecided, and the ablation of up to ``ABLATED_STEPS`` steps, at twice the
-        search's tokens)."""
+        neural proxy's tokens)."""
         from experiments.confirm import confirm_cost
 
-        search = self.trials * self.proxy_tokens * (self.max_rounds + 1)
+        search = self.trials * self.search_tokens * (self.max_rounds + 1)
         return float(search + confirm_cost(2 * self.proxy_tokens, ABLATED_STEPS, 3, 5))

@@ -121,7 +121,7 @@ def test_propose_refuses_sources_and_proxy_outside_the_goal(books: Path, tmp_pat
     proposal, log = planner.propose(_goal(books), PROFILE)
     assert [e["ok"] for e in log] == [False, False, True]
     assert "recipe sources must be the goal's sources" in log[0]["error"]
-    assert "proxy.tokens 50000000 exceeds the goal's proxy_tokens 200000" in log[1]["error"]
+    assert "proxy.tokens 50000000 exceeds the goal's search_tokens 300000" in log[1]["error"]
     assert proposal["recipe"]["sources"] == [{"name": "books", "uri": str(books)}]
 
 
@@ -231,7 +231,15 @@ def test_understand_fills_stated_defaults_and_rejects_unknown_sources(books: Pat
     assert goal.text == "books for 5 trials, strip PII" and goal.sources == data
     assert goal.targets == ["books"] and goal.trials == 5 and goal.remove_pii is True
     assert goal.token_budget == 2_000_000 and goal.preset == "nano" and goal.languages == ["en"]
-    assert goal.defaults == ["languages", "token_budget", "preset", "proxy_tokens", "max_rounds"]
+    assert goal.defaults == [
+        "languages",
+        "token_budget",
+        "preset",
+        "proxy_tokens",
+        "search_preset",
+        "search_tokens",
+        "max_rounds",
+    ]
     replies = _tool_replies(planner)
     assert "unknown source(s) ['gutenberg']" in replies[0]
     assert "trials: Input should be greater than 0" in replies[1]

@@ -214,16 +214,25 @@ class TrialSummaries(_In):
     top: int = Field(10, gt=0)
 
 
-@tool("trial_summaries", "The search's trials, best first: state, objective, bpb per target, params.", TrialSummaries)
+@tool(
+    "trial_summaries",
+    "The search's trials, best first: state, objective, bpb per target, params (mixture as weight.<source>, summing to 1).",
+    TrialSummaries,
+)
 def trial_summaries(a: TrialSummaries) -> dict[str, Any]:
     from experiments.study import load_trials
 
-    rows = load_trials(a.dir)
+    rows = [_shown(r) for r in load_trials(a.dir)]
     done = sorted((r for r in rows if r["objective"] is not None), key=lambda r: r["objective"])
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
     return {"counts": counts, "best": done[: a.top]}
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A trial row with the params the recipe got (normalised weights), not Optuna's simplex draws."""
+    return {**{k: v for k, v in row.items() if k != "recipe_params"}, "params": row["recipe_params"]}
 
 
 class Finalize(_In):
@@ -243,7 +252,7 @@ def _finalize_cost(a: Finalize) -> float:
     from experiments.study import Search
 
     search = Search(a.dir)
-    tokens = a.confirm_tokens or 2 * search.config.proxy.tokens
+    tokens = a.confirm_tokens or search.config.proxy.confirm_default()[1]
     steps = sum(s.enabled for s in search.base.steps) if a.ablate else 0
     return confirm_cost(tokens, steps, len(a.seeds), a.max_seeds) if a.confirm else 0.0
 

@@ -13,7 +13,7 @@ from langgraph.types import Command
 from rich.markup import escape
 
 from agent.cli.console import EXIT_FAILED, console, fail, print_json
-from operators import RecipeError, ray_session
+from operators import RecipeError, ray_session, remote_scheme
 
 YES = typer.Option(False, "--yes", "-y", help="approve the proposal without review")
 
@@ -39,14 +39,27 @@ def plan(
     ),
     ray_address: str | None = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS"),
     trials: int | None = typer.Option(None, "--trials", help="search trials (overrides the goal text)"),
-    preset: str | None = typer.Option(None, "--preset", help="proxy preset: nano, micro, mini, small"),
-    proxy_tokens: int | None = typer.Option(None, "--proxy-tokens", help="training tokens per trial"),
+    preset: str | None = typer.Option(
+        None, "--preset", help="neural proxy that confirms the result: nano, micro, mini, small"
+    ),
+    proxy_tokens: int | None = typer.Option(None, "--proxy-tokens", help="its training tokens (confirmation: twice)"),
+    search_preset: str | None = typer.Option(
+        None, "--search-preset", help="fidelity of the search trials: ngram3..ngram7 (count model) or a neural preset"
+    ),
+    search_tokens: int | None = typer.Option(None, "--search-tokens", help="training tokens per search trial"),
     rounds: int | None = typer.Option(None, "--rounds", help="reflect rounds after the first search"),
 ) -> None:
     """Understand the goal, profile the data, propose a recipe and search space; search after review."""
     from agent.planners.base import planner_config
 
-    given = {"trials": trials, "preset": preset, "proxy_tokens": proxy_tokens, "max_rounds": rounds}
+    given = {
+        "trials": trials,
+        "preset": preset,
+        "proxy_tokens": proxy_tokens,
+        "search_preset": search_preset,
+        "search_tokens": search_tokens,
+        "max_rounds": rounds,
+    }
     overrides = {k: v for k, v in given.items() if v is not None}
     start_run(
         goal,
@@ -231,17 +244,24 @@ def status(run_id: str = typer.Argument(...), as_json: bool = typer.Option(False
 
 
 def parse_sources(items: list[str]) -> dict[str, str]:
-    """``name=path`` or ``path`` (name = file stem, before any extension) -> {name: absolute path}."""
+    """``name=path`` or ``path`` (name = file stem, before any extension) -> {name: absolute path}.
+    A path is a file, a folder or a glob; a remote URI (``s3://...``) is kept as given, for the
+    recipe to refuse with how to copy it locally."""
     out: dict[str, str] = {}
     for item in items:
-        name, _, path = item.partition("=") if "=" in item else ("", "", item)
+        name, _, path = item.partition("=") if "=" in item.split("://", 1)[0] else ("", "", item)
         name = name or Path(path.rstrip("/")).name.split(".")[0]
         if name in out:
             fail(f"--data: source name {name!r} given twice; use name=path")
-        out[name] = (
-            str(Path(path).expanduser().resolve()) if not any(c in path for c in "*?[") else str(Path.cwd() / path)
-        )
+        out[name] = _absolute(path)
     return out
+
+
+def _absolute(path: str) -> str:
+    if remote_scheme(path):
+        return path
+    local = Path(path).expanduser()
+    return str(local.resolve()) if not any(c in path for c in "*?[") else str(Path.cwd() / local)
 
 
 def _snapshot(run_id: str):

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from agent.cli.console import console, fail
+from agent.goal import GOAL_DEFAULTS
 
 DEMO_GOAL = (
     "a pretraining mix for a small Python coding assistant, good at Python code and its documentation, "
@@ -34,7 +35,12 @@ def demo(
     ),
     trials: int = typer.Option(6, "--trials", min=1, help="search trials"),
     tokens: int = typer.Option(1_000_000, "--tokens", min=1, help="token budget of the mix: the N of the goal"),
-    proxy_tokens: int = typer.Option(100_000, "--proxy-tokens", min=1, help="training tokens of each proxy model"),
+    proxy_tokens: int = typer.Option(
+        100_000, "--proxy-tokens", min=1, help="training tokens of the nano proxies that confirm the result"
+    ),
+    search_preset: str = typer.Option(
+        GOAL_DEFAULTS["search_preset"], "--search-preset", help="fidelity of the search trials (see README)"
+    ),
     seed: int = typer.Option(0, "--seed", help="seed of the demo corpus"),
     scale: float = typer.Option(1.0, "--scale", min=0.01, help="size of the demo corpus (1.0: about 3.3 MB)"),
     yes: bool = typer.Option(True, "--yes/--review", help="approve the proposal (default) or stop for review"),
@@ -49,6 +55,7 @@ def demo(
         "trials": trials,
         "proxy_tokens": proxy_tokens,
         "preset": "nano",
+        "search_preset": search_preset,
         "max_rounds": 0,
     }
     if data is not None:
@@ -63,7 +70,11 @@ def demo(
         overrides["target_files"] = {target.stem: [str(target)]}
     goal = DEMO_GOAL.format(tokens=_human(tokens))
     console.print(f"goal: {goal}", highlight=False)
-    console.print(f"planner: rule-based; {trials} trials of a nano proxy at {proxy_tokens:,} tokens", highlight=False)
+    console.print(
+        f"planner: rule-based; {trials} trials of {search_preset} at {GOAL_DEFAULTS['search_tokens']:,} tokens, "
+        f"confirmed by nano proxies at {2 * proxy_tokens:,} tokens",
+        highlight=False,
+    )
     start_run(goal, sources, {"kind": "rules"}, auto_approve=yes, ray_address=ray_address, goal_overrides=overrides)
 
 

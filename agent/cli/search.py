@@ -46,10 +46,14 @@ def search(
         True, "--finalize/--no-finalize", help="fit the surrogate, confirm and report at the end"
     ),
     confirm_preset: str | None = typer.Option(
-        None, "--confirm-preset", help="proxy preset for confirmation (default: the search's)"
+        None,
+        "--confirm-preset",
+        help="proxy preset for confirmation (default: the search's; nano after an ngram search)",
     ),
     confirm_tokens: int | None = typer.Option(
-        None, "--confirm-tokens", help="tokens per confirmation run (default: 2x the search's)"
+        None,
+        "--confirm-tokens",
+        help="tokens per confirmation run (default: 2x the search's; 400k nano after an ngram search)",
     ),
     max_seeds: int = MAX_SEEDS,
     ablate: bool = ABLATE,

@@ -116,7 +116,7 @@ class RulePlanner:
         search_space = {
             "params": space,
             "objective": objective,
-            "proxy": {"preset": goal.preset, "tokens": goal.proxy_tokens},
+            "proxy": {"preset": goal.search_preset, "tokens": goal.search_tokens},
         }
         args = {"recipe": recipe, "space": search_space, "rationale": "\n".join(why)}
         res = dispatch("propose", args)
