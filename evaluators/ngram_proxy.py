@@ -81,5 +81,5 @@ class NgramTrained:
         start = time.perf_counter()
         self.model = fit_ngram(stream, order)
         self.seconds = time.perf_counter() - start
-        self.tokens = sum(len(t.encode("utf-8")) + 1 for t in stream)
+        self.tokens = int(self.model.total)
         self.params = int(sum(int((row > 0).sum()) for row in self.model.grams))

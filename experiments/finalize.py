@@ -69,13 +69,14 @@ def finalize(
     best = search.space.apply(search.base, dict(best_trial.params))
     proposal = search.space.apply(search.base, search.space.values_of(search.base))
     result: ConfirmResult | None = None
+    default_preset, default_tokens = search.config.proxy.confirm_default()
     if confirm:
         result = run_confirm(
             search.folder,
             search.config,
             confirm_recipes(predicted, best, proposal),
-            preset=confirm_preset or search.config.proxy.confirm_default()[0],
-            tokens=confirm_tokens or search.config.proxy.confirm_default()[1],
+            preset=confirm_preset or default_preset,
+            tokens=confirm_tokens or default_tokens,
             seeds=list(seeds),
             max_seeds=max_seeds,
             ablate=ablate,

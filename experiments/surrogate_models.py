@@ -171,15 +171,22 @@ def _draw(dist: optuna.distributions.BaseDistribution, rng: np.random.Generator)
     return round(min(max(x, lo), hi)) if isinstance(dist, IntDistribution) else float(x)
 
 
-class GaussianProcess(Surrogate):
+class _Regressor(Surrogate):
+    """A surrogate backed by a fitted scikit-learn-style regressor over the encoded features ``X``."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed, self.model = seed, None
+
+    def predict(self, pts: Points) -> np.ndarray:
+        return np.asarray(self.model.predict(pts.X), dtype=float)
+
+
+class GaussianProcess(_Regressor):
     """Gaussian-process regression (scikit-learn; constant x Matérn 5/2 + white-noise kernel on
     standardised features, normalised targets) over the encoded trial values: the model behind
     Bayesian optimisation (and Optuna's GP sampler)."""
 
     name = "gp"
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed, self.model = seed, None
 
     def describe(self, pts: Points) -> str:
         return "3 kernel hyperparameters (scale, Matérn length, noise)"
@@ -195,54 +202,36 @@ class GaussianProcess(Surrogate):
         self.model = make_pipeline(StandardScaler(), gp).fit(pts.X, pts.y)
         return self
 
-    def predict(self, pts: Points) -> np.ndarray:
-        return self.model.predict(pts.X)
 
-
-class RegMix(Surrogate):
+class RegMix(_Regressor):
     """RegMix (Liu et al. 2024, "RegMix: Data Mixture as Regression for Language Model
     Pre-training", arXiv 2407.01492): a LightGBM regression from the mixture (here with the
     processing parameters) to the loss, fitted on many small runs. Their notebook
     (sail-sg/regmix ``regression_fitting/regression.ipynb``): gbdt, L2 objective, learning rate
     0.01, up to 1000 rounds with early stopping on held-out runs. Here 1000 rounds without early
     stopping (every trial is needed for the leave-one-out score) and ``min_child_samples`` 3
-    instead of 20 (RegMix fitted 512 runs, a search has tens). Without ``lightgbm`` installed,
-    scikit-learn's ``GradientBoostingRegressor``."""
+    instead of 20 (RegMix fitted 512 runs, a search has tens)."""
 
     name = "regmix"
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed, self.model = seed, None
 
     def describe(self, pts: Points) -> str:
         return "1000 boosted trees (LightGBM, learning rate 0.01)"
 
     def fit(self, pts: Points) -> RegMix:
-        try:
-            import lightgbm
+        import lightgbm
 
-            self.model = lightgbm.LGBMRegressor(
-                n_estimators=1000,
-                learning_rate=0.01,
-                min_child_samples=3,
-                min_data_in_bin=1,
-                n_jobs=1,
-                deterministic=True,
-                force_row_wise=True,
-                random_state=self.seed,
-                verbosity=-1,
-            )
-        except ImportError:
-            from sklearn.ensemble import GradientBoostingRegressor
-
-            self.model = GradientBoostingRegressor(
-                n_estimators=200, max_depth=3, learning_rate=0.05, subsample=0.8, random_state=self.seed
-            )
-        self.model.fit(pts.X, pts.y)
+        self.model = lightgbm.LGBMRegressor(
+            n_estimators=1000,
+            learning_rate=0.01,
+            min_child_samples=3,
+            min_data_in_bin=1,
+            n_jobs=1,
+            deterministic=True,
+            force_row_wise=True,
+            random_state=self.seed,
+            verbosity=-1,
+        ).fit(pts.X, pts.y)
         return self
-
-    def predict(self, pts: Points) -> np.ndarray:
-        return np.asarray(self.model.predict(pts.X), dtype=float)
 
 
 __all__ = [
