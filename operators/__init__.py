@@ -19,7 +19,9 @@ from operators.core.base import (  # noqa: E402
     get_operator,
     is_registered,
 )
+from operators.core.cache_gc import CacheUsage, GcResult, cache_usage, collect_garbage  # noqa: E402
 from operators.core.digest import sha256_file  # noqa: E402
+from operators.core.fate import Fate, explain_document, sample_dropped  # noqa: E402
 from operators.core.ledger import LedgerError, read_ledger  # noqa: E402
 from operators.core.manifest import Manifest, load_manifest  # noqa: E402
 from operators.core.output import read_output  # noqa: E402
@@ -40,6 +42,7 @@ from operators.core.recipe import (  # noqa: E402
 )
 from operators.core.run import ReplayResult, replay, run_recipe  # noqa: E402
 from operators.core.source_files import remote_scheme  # noqa: E402
+from operators.core.stage_cache import CacheBusyError  # noqa: E402
 from operators.filters.decontaminate import NGRAM, count_in, doc_ngrams  # noqa: E402
 from operators.profiling.profile import SourceProfile, profile_sources  # noqa: E402
 from operators.readers.texts import TextSet, read_text_set, read_texts  # noqa: E402
@@ -49,7 +52,11 @@ from operators.text.ngram_lm import NgramLM  # noqa: E402
 __all__ = [
     "NAME_PATTERN",
     "NGRAM",
+    "CacheBusyError",
+    "CacheUsage",
+    "Fate",
     "Filter",
+    "GcResult",
     "LedgerError",
     "Manifest",
     "Mixture",
@@ -67,11 +74,14 @@ __all__ = [
     "UnknownOperatorError",
     "all_operators",
     "apply_offline_defaults",
+    "cache_usage",
+    "collect_garbage",
     "count_in",
     "dedup",
     "doc_ngrams",
     "ensure_ray",
     "expand_uri",
+    "explain_document",
     "filters",
     "get_operator",
     "is_registered",
@@ -91,6 +101,7 @@ __all__ = [
     "remote_scheme",
     "replay",
     "run_recipe",
+    "sample_dropped",
     "selection",
     "sha256_file",
     "shared_data_dir",

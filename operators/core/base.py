@@ -157,6 +157,11 @@ class Filter(Annotator):
     def decide(self, batch: Batch) -> np.ndarray:
         raise NotImplementedError
 
+    def details(self, batch: Batch, reasons: np.ndarray) -> np.ndarray:
+        """Per row, the ledger ``detail`` of its drop (what was measured, the bound it failed; see
+        ``operators.core.rules``); "" where there is nothing to add, as here."""
+        return np.full(len(reasons), "", dtype=object)
+
 
 class GlobalOperator(Operator):
     """Needs the whole dataset. May define ``annotate`` (a cached row-local stage, e.g. MinHash

@@ -2,7 +2,8 @@
 
 One row per input record: ``id``, ``source``, ``status`` (kept/dropped), ``step`` (recipe step
 index; -1 is reading), ``op``, ``reason`` (a code such as ``too_few_words`` or
-``near_duplicate_of:<id>``) and ``detail``.
+``near_duplicate_of:<id>``) and ``detail`` (for threshold filters the signal, its value and the
+threshold it failed, as JSON: see ``operators.core.rules``; ``operators.core.fate`` reads it back).
 """
 
 from __future__ import annotations

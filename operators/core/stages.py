@@ -75,12 +75,20 @@ def decide_batch(table: pa.Table, op: Operator, mode: str, sources: list[str] | 
             table = _with(table, col, signals[col].take(rows))
     if mode == "join":
         return table
-    if sources is None:
-        return _with(table, "_reason", pa.array(op.decide(ArrowColumns(table)), pa.string()))  # type: ignore[attr-defined]
-    mask = pc.is_in(table["source"], value_set=pa.array(sources, pa.string()))
     reasons = np.full(n, KEEP, dtype=object)
-    reasons[mask.to_numpy(zero_copy_only=False)] = op.decide(ArrowColumns(table.filter(mask)))  # type: ignore[attr-defined]
-    return _with(table, "_reason", pa.array(reasons.tolist(), pa.string()))
+    details = np.full(n, "", dtype=object)
+    inside = (
+        np.ones(n, dtype=bool)
+        if sources is None
+        else pc.is_in(table["source"], value_set=pa.array(sources, pa.string())).to_numpy(zero_copy_only=False)
+    )
+    columns = ArrowColumns(table if sources is None else table.filter(pa.array(inside)))
+    decided = np.asarray(op.decide(columns), dtype=object)  # type: ignore[attr-defined]
+    reasons[inside] = decided
+    if (decided != KEEP).any():
+        details[inside] = op.details(columns, decided)  # type: ignore[attr-defined]
+    table = _with(table, "_reason", pa.array(reasons.tolist(), pa.string()))
+    return _with(table, "_detail", pa.array(details.tolist(), pa.string()))
 
 
 class ArrowColumns(Mapping[str, np.ndarray]):

@@ -21,8 +21,9 @@ import re
 import numpy as np
 from pydantic import Field
 
-from operators.core.base import Batch, Filter, Mapper, OperatorParams, register
-from operators.text.text_stats import Segments, first_violation, text_stats
+from operators.core.base import Batch, Mapper, OperatorParams, register
+from operators.core.rules import Rule, ThresholdFilter
+from operators.text.text_stats import Segments, text_stats
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 END_PUNCTUATION = (".", "?", "!", '"', "'")
@@ -105,7 +106,7 @@ def _ws_token(match: re.Match) -> str:
 
 
 @register
-class C4Quality(Filter):
+class C4Quality(ThresholdFilter):
     """C4's document rules (Raffel et al. 2020, section 2.2; datatrove 0.10 ``C4QualityFilter``).
     Lines are first filtered by the line rules (:class:`C4LineParams`); a document is then dropped
     when a kept line contains "lorem ipsum" (``c4_lorem_ipsum``) or a curly bracket
@@ -149,24 +150,30 @@ class C4Quality(Filter):
             "c4_curly_bracket_line": np.array([curly for _, _, curly in per_doc], dtype=np.int64),
         }
 
-    def decide(self, batch: Batch) -> np.ndarray:
+    def rules(self, batch: Batch) -> list[Rule]:
+        """The first kept line with "lorem ipsum" or a curly bracket drops the document (the value
+        in the detail is that line's index), then too few sentences."""
         p = self.params
         never = np.iinfo(np.int64).max
         lorem = np.where(batch["c4_lorem_ipsum_line"] >= 0, batch["c4_lorem_ipsum_line"], never)
         curly = np.where(batch["c4_curly_bracket_line"] >= 0, batch["c4_curly_bracket_line"], never)
         lorem = lorem if p.filter_lorem_ipsum else np.full_like(lorem, never)
         curly = curly if p.filter_curly_bracket else np.full_like(curly, never)
-        rules = [
-            ("c4_lorem_ipsum", (lorem < never) & (lorem <= curly), ">", 0.5),
-            ("c4_curly_bracket", (curly < never) & (curly < lorem), ">", 0.5),
-            (
+        lorem_first = np.where((lorem < never) & (lorem <= curly), lorem, -1)
+        curly_first = np.where((curly < never) & (curly < lorem), curly, -1)
+        min_sentences = p.min_num_sentences if p.min_num_sentences != -1 else None
+        return [
+            Rule("c4_lorem_ipsum", "c4_lorem_ipsum_line", lorem_first, ">=", 0, "filter_lorem_ipsum"),
+            Rule("c4_curly_bracket", "c4_curly_bracket_line", curly_first, ">=", 0, "filter_curly_bracket"),
+            Rule(
                 "c4_too_few_sentences",
+                "c4_n_sentences",
                 batch["c4_n_sentences"],
                 "<",
-                p.min_num_sentences if p.min_num_sentences != -1 else None,
+                min_sentences,
+                "min_num_sentences",
             ),
         ]
-        return first_violation(len(lorem), rules)
 
 
 @register

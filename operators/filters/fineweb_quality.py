@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from operators.core.base import Batch, Filter, OperatorParams, register
-from operators.text.text_stats import TERMINAL_PUNCTUATION, find_duplicates, first_violation, text_stats
+from operators.core.base import Batch, OperatorParams, register
+from operators.core.rules import Rule, ThresholdFilter
+from operators.text.text_stats import TERMINAL_PUNCTUATION, find_duplicates, text_stats
 
 
 @register
-class FineWebQuality(Filter):
+class FineWebQuality(ThresholdFilter):
     """FineWeb's three custom filters plus datatrove's list-ratio rule (Penedo et al. 2024, section
     3.5; defaults of datatrove 0.10 ``FineWebQualityFilter``). Over the non-blank lines (``split("\\n")``),
     a document is dropped, checked in this order, when:
@@ -78,16 +79,38 @@ class FineWebQuality(Filter):
             "fineweb_newline_ratio": newlines / np.maximum(stats.words.counts, 1),
         }
 
-    def decide(self, batch: Batch) -> np.ndarray:
+    def rules(self, batch: Batch) -> list[Rule]:
         p = self.params
         punct = batch["fineweb_line_punct_ratio"]
         if p.line_punct_exclude_zero:
             punct = np.where(punct == 0, np.inf, punct)
-        rules = [
-            ("fineweb_empty", batch["fineweb_n_lines"], "<", 1),
-            ("fineweb_line_punct_ratio", punct, "<", p.line_punct_thr),
-            ("fineweb_short_line_ratio", batch["fineweb_short_line_ratio"], ">", p.short_line_thr),
-            ("fineweb_char_dup_ratio", batch["fineweb_char_dup_ratio"], ">", p.char_duplicates_ratio),
-            ("fineweb_list_ratio", batch["fineweb_newline_ratio"], ">", p.new_line_ratio),
+        return [
+            Rule("fineweb_empty", "fineweb_n_lines", batch["fineweb_n_lines"], "<", 1),
+            Rule(
+                "fineweb_line_punct_ratio", "fineweb_line_punct_ratio", punct, "<", p.line_punct_thr, "line_punct_thr"
+            ),
+            Rule(
+                "fineweb_short_line_ratio",
+                "fineweb_short_line_ratio",
+                batch["fineweb_short_line_ratio"],
+                ">",
+                p.short_line_thr,
+                "short_line_thr",
+            ),
+            Rule(
+                "fineweb_char_dup_ratio",
+                "fineweb_char_dup_ratio",
+                batch["fineweb_char_dup_ratio"],
+                ">",
+                p.char_duplicates_ratio,
+                "char_duplicates_ratio",
+            ),
+            Rule(
+                "fineweb_list_ratio",
+                "fineweb_newline_ratio",
+                batch["fineweb_newline_ratio"],
+                ">",
+                p.new_line_ratio,
+                "new_line_ratio",
+            ),
         ]
-        return first_violation(len(punct), rules)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from operators.core.base import Batch, Filter, OperatorParams, register
-from operators.text.text_stats import first_violation, spacy_words, text_stats
+from operators.core.base import Batch, OperatorParams, register
+from operators.core.rules import Rule, ThresholdFilter
+from operators.text.text_stats import spacy_words, text_stats
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 """Gopher's stop words (appendix A.1.1); datatrove's ``STOP_WORDS``."""
@@ -20,7 +21,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 @register
-class GopherQuality(Filter):
+class GopherQuality(ThresholdFilter):
     """Gopher's quality rules (Rae et al. 2021, appendix A.1.1), defaults as published and in
     datatrove 0.10 (``GopherQualityFilter``). A document is dropped when, checked in this order:
 
@@ -113,18 +114,18 @@ class GopherQuality(Filter):
             "gopher_n_stop_words": np.bincount(distinct_stops // lex.vocab_size, minlength=len(texts)).astype(np.int64),
         }
 
-    def decide(self, batch: Batch) -> np.ndarray:
+    def rules(self, batch: Batch) -> list[Rule]:
         p = self.params
-        rules = [
-            ("gopher_too_few_words", batch["gopher_n_words"], "<", p.min_words),
-            ("gopher_too_many_words", batch["gopher_n_words"], ">", p.max_words),
-            ("gopher_short_words", batch["gopher_mean_word_length"], "<", p.min_mean_word_length),
-            ("gopher_long_words", batch["gopher_mean_word_length"], ">", p.max_mean_word_length),
-            ("gopher_too_many_hashes", batch["gopher_hash_ratio"], ">", p.max_symbol_word_ratio),
-            ("gopher_too_many_ellipses", batch["gopher_ellipsis_ratio"], ">", p.max_symbol_word_ratio),
-            ("gopher_too_many_bullet_lines", batch["gopher_bullet_lines_ratio"], ">", p.max_bullet_lines_ratio),
-            ("gopher_too_many_ellipsis_lines", batch["gopher_ellipsis_lines_ratio"], ">", p.max_ellipsis_lines_ratio),
-            ("gopher_too_few_alpha_words", batch["gopher_alpha_words_ratio"], "<", p.min_alpha_words_ratio),
-            ("gopher_too_few_stop_words", batch["gopher_n_stop_words"], "<", p.min_stop_words),
+        table = [
+            ("gopher_too_few_words", "gopher_n_words", "<", "min_words"),
+            ("gopher_too_many_words", "gopher_n_words", ">", "max_words"),
+            ("gopher_short_words", "gopher_mean_word_length", "<", "min_mean_word_length"),
+            ("gopher_long_words", "gopher_mean_word_length", ">", "max_mean_word_length"),
+            ("gopher_too_many_hashes", "gopher_hash_ratio", ">", "max_symbol_word_ratio"),
+            ("gopher_too_many_ellipses", "gopher_ellipsis_ratio", ">", "max_symbol_word_ratio"),
+            ("gopher_too_many_bullet_lines", "gopher_bullet_lines_ratio", ">", "max_bullet_lines_ratio"),
+            ("gopher_too_many_ellipsis_lines", "gopher_ellipsis_lines_ratio", ">", "max_ellipsis_lines_ratio"),
+            ("gopher_too_few_alpha_words", "gopher_alpha_words_ratio", "<", "min_alpha_words_ratio"),
+            ("gopher_too_few_stop_words", "gopher_n_stop_words", "<", "min_stop_words"),
         ]
-        return first_violation(len(batch["gopher_n_words"]), rules)
+        return [Rule(code, col, batch[col], op, getattr(p, param), param) for code, col, op, param in table]

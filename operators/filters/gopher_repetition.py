@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from operators.core.base import Batch, Filter, OperatorParams, register
-from operators.text.text_stats import Segments, find_duplicates, first_violation, spacy_words, text_stats
+from operators.core.base import Batch, OperatorParams, register
+from operators.core.rules import Rule, ThresholdFilter
+from operators.text.text_stats import Segments, find_duplicates, spacy_words, text_stats
 
 TOP_NGRAMS = (2, 3, 4)
 DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
@@ -104,7 +105,7 @@ def duplicate_ngram_chars(
 
 
 @register
-class GopherRepetition(Filter):
+class GopherRepetition(ThresholdFilter):
     """Gopher's repetition rules (Rae et al. 2021, appendix A.1.1, thresholds of table A1), as in
     datatrove 0.10 (``GopherRepetitionFilter``). A document is dropped, checked in this order, when:
 
@@ -179,14 +180,17 @@ class GopherRepetition(Filter):
             out[f"gopher_dup_{n}gram_char_frac"] = duplicate_ngram_chars(words, pos, group, counts, n) / chars
         return out
 
-    def decide(self, batch: Batch) -> np.ndarray:
+    def rules(self, batch: Batch) -> list[Rule]:
         p = self.params.model_dump()
         empty = np.array([not t for t in batch["text"]], dtype=bool)
-        rules = [("gopher_empty", empty, ">", 0.5)]
+        rules = [Rule("gopher_empty", "text_is_empty", empty, ">", 0.5)]
         for name in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac"):
-            rules.append((f"gopher_{name}", batch[f"gopher_{name}"], ">", p[f"max_{name}"]))
+            rules.append(
+                Rule(f"gopher_{name}", f"gopher_{name}", batch[f"gopher_{name}"], ">", p[f"max_{name}"], f"max_{name}")
+            )
         for kind, sizes in (("top", TOP_NGRAMS), ("dup", DUP_NGRAMS)):
             for n in sizes:
                 signal = f"{kind}_{n}gram_char_frac"
-                rules.append((f"gopher_{kind}_{n}gram", batch[f"gopher_{signal}"], ">", p[f"max_{signal}"]))
-        return first_violation(len(empty), rules)
+                col = f"gopher_{signal}"
+                rules.append(Rule(f"gopher_{kind}_{n}gram", col, batch[col], ">", p[f"max_{signal}"], f"max_{signal}"))
+        return rules

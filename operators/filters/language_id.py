@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 
@@ -9,6 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from operators.core.base import Batch, Filter, OperatorParams, register
+from operators.core.rules import threshold_detail
 
 UNDETERMINED = "und"
 _LETTER = re.compile(r"[^\W\d_]")
@@ -60,3 +62,16 @@ class LanguageId(Filter):
         if p.keep:
             reason[~np.isin(batch["lang"].astype(str), p.keep)] = "lang_mismatch"
         return reason
+
+    def details(self, batch: Batch, reasons: np.ndarray) -> np.ndarray:
+        """``lang_mismatch``: the language found and the ones kept; ``lang_low_score``: the score
+        and the ``min_score`` it did not exceed."""
+        out = np.full(len(reasons), "", dtype=object)
+        langs, scores = batch["lang"], batch["lang_score"]
+        for i in np.flatnonzero(reasons == "lang_low_score"):
+            out[i] = threshold_detail("lang_score", scores[i], "<=", self.params.min_score, "min_score")
+        for i in np.flatnonzero(reasons == "lang_mismatch"):
+            out[i] = json.dumps(
+                {"signal": "lang", "value": str(langs[i]), "keep": self.params.keep}, separators=(",", ":")
+            )
+        return out

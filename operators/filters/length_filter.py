@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from operators.core.base import Batch, Filter, OperatorParams, register
+from operators.core.base import Batch, OperatorParams, register
+from operators.core.rules import Rule, ThresholdFilter
 
 
 @register
-class LengthFilter(Filter):
+class LengthFilter(ThresholdFilter):
     """Keeps documents whose character and word counts lie within bounds. Signals: ``n_chars``,
     ``n_words`` (whitespace split). The defaults keep everything of at least one word."""
 
@@ -30,13 +31,12 @@ class LengthFilter(Filter):
             "n_words": np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts)),
         }
 
-    def decide(self, batch: Batch) -> np.ndarray:
+    def rules(self, batch: Batch) -> list[Rule]:
         p = self.params
         chars, words = batch["n_chars"], batch["n_words"]
-        reason = np.full(len(chars), "", dtype=object)
-        # later assignments win: the most specific violated bound is reported
-        reason[words > p.max_words] = "too_many_words"
-        reason[words < p.min_words] = "too_few_words"
-        reason[chars > p.max_chars] = "too_long"
-        reason[chars < p.min_chars] = "too_short"
-        return reason
+        return [  # the first violated bound is reported
+            Rule("too_short", "n_chars", chars, "<", p.min_chars, "min_chars"),
+            Rule("too_long", "n_chars", chars, ">", p.max_chars, "max_chars"),
+            Rule("too_few_words", "n_words", words, "<", p.min_words, "min_words"),
+            Rule("too_many_words", "n_words", words, ">", p.max_words, "max_words"),
+        ]

@@ -422,15 +422,3 @@ def reset() -> None:
     """Forget the memoised batch statistics and the lexicon (benchmarks use it to measure cold starts)."""
     _MEMO.clear()
     spacy_words().clear()
-
-
-def first_violation(n: int, rules: list[tuple[str, np.ndarray, str, float | None]]) -> np.ndarray:
-    """Per row, the reason of the first rule (in list order) whose ``value <op> threshold`` holds;
-    "" where none does. Rules with a ``None`` threshold are skipped."""
-    reason = np.full(n, "", dtype=object)
-    for code, values, op, threshold in reversed(rules):  # earlier rules overwrite later ones
-        if threshold is None:
-            continue
-        values = np.asarray(values, dtype=np.float64)
-        reason[values < threshold if op == "<" else values > threshold] = code
-    return reason
