@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +42,22 @@ def _ensure_experiment(uri: str, experiment: str) -> None:
     from mlflow.exceptions import MlflowException
 
     db = Path(uri.removeprefix("sqlite:///"))
-    write_ahead_log(db)
-    if mlflow.get_experiment_by_name(experiment) is None:
-        with contextlib.suppress(MlflowException):  # another process created it first
-            mlflow.create_experiment(experiment, artifact_location=(db.parent / "mlartifacts").resolve().as_uri())
+    with _store_lock(db):  # MLflow creates its tables on first use: two processes at once collide
+        write_ahead_log(db)
+        if mlflow.get_experiment_by_name(experiment) is None:
+            with contextlib.suppress(MlflowException):  # another process created it first
+                mlflow.create_experiment(experiment, artifact_location=(db.parent / "mlartifacts").resolve().as_uri())
+
+
+@contextlib.contextmanager
+def _store_lock(db: Path) -> Iterator[None]:
+    """Hold ``<db>.lock`` (an exclusive ``flock``, released by the kernel if the process dies) while
+    the store is created or migrated, so that two searches started at once on a fresh workspace
+    do not both run MLflow's migrations."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with db.with_name(db.name + ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 @functools.cache

@@ -76,12 +76,22 @@ class Executor:
         self.files = recipe.input_files()  # refuses missing paths before any work
 
     def run(self, out_dir: str | Path) -> RunResult:
-        """Run every stage, then write outputs and the ledger into ``out_dir``."""
+        """Run every stage, then write outputs and the ledger into ``out_dir``. The stage cache is
+        held for the whole run (``cache gc`` is refused meanwhile) and its scratch folders are
+        deleted however the run ends."""
         from operators.core.ray_session import ensure_ray
 
         ensure_ray()
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        with self.cache.in_use():
+            self.cache.record_run(out)
+            try:
+                return self._execute(out)
+            finally:
+                self.cache.release_scratch()
+
+    def _execute(self, out: Path) -> RunResult:
         reports: list[StepReport] = []
         decisions: list[tuple[StepReport, Path]] = []
         dirs: dict[str, Path] = {}
