@@ -42,13 +42,32 @@ class Goal(BaseModel):
     )
     search_tokens: int = Field(GOAL_DEFAULTS["search_tokens"], gt=0)
     max_rounds: int = Field(GOAL_DEFAULTS["max_rounds"], ge=0, description="reflect rounds after the first search")
+    confirm: bool = Field(
+        True, description="confirm the result with neural proxies (False: prediction and report only)"
+    )
+    confirm_tokens: int | None = Field(None, gt=0, description="tokens per confirmation run (None: 2x proxy_tokens)")
+    confirm_seeds: int = Field(3, ge=2, description="paired seeds each recipe is confirmed with")
     defaults: list[str] = Field(default_factory=list, description="fields that took a stated default")
 
+    @property
+    def confirm_run_tokens(self) -> int:
+        """Tokens of one confirmation run: ``confirm_tokens``, else twice ``proxy_tokens``."""
+        return self.confirm_tokens or 2 * self.proxy_tokens
+
+    @property
+    def confirm_max_seeds(self) -> int:
+        """Seeds a confirmation may grow to while a comparison is undecided."""
+        return max(5, self.confirm_seeds)
+
     def compute_budget(self) -> float:
-        """Training tokens the approved plan may spend: the search plus its confirmation (3 seeds,
-        up to 5 while undecided, and the ablation of up to ``ABLATED_STEPS`` steps, at twice the
-        neural proxy's tokens)."""
+        """Training tokens the approved plan may spend: the search plus its confirmation
+        (``confirm_seeds`` seeds, up to ``confirm_max_seeds`` while undecided, and the ablation of
+        up to ``ABLATED_STEPS`` steps, at ``confirm_run_tokens``); no confirmation costs nothing."""
         from experiments.confirm import confirm_cost
 
         search = self.trials * self.search_tokens * (self.max_rounds + 1)
-        return float(search + confirm_cost(2 * self.proxy_tokens, ABLATED_STEPS, 3, 5))
+        if not self.confirm:
+            return float(search)
+        return float(
+            search + confirm_cost(self.confirm_run_tokens, ABLATED_STEPS, self.confirm_seeds, self.confirm_max_seeds)
+        )

@@ -169,10 +169,11 @@ def finalize(state: PlanState) -> PlanState:
     goal = Goal.model_validate(state["goal"])
     args = {
         "dir": state["search_dir"],
-        "confirm": True,
+        "confirm": goal.confirm,
         "confirm_preset": goal.preset,
-        "confirm_tokens": 2 * goal.proxy_tokens,
-        "seeds": [0, 1, 2],
+        "confirm_tokens": goal.confirm_run_tokens,
+        "seeds": list(range(goal.confirm_seeds)),
+        "max_seeds": goal.confirm_max_seeds,
     }
     res, log = _call("finalize", "finalize", args, state["approved_budget"])
     if not res.ok:

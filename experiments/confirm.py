@@ -15,12 +15,17 @@ proxy ranks recipes the way the larger one does.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
 from experiments.baselines import BASELINES
+from experiments.confirm_log import ConfirmLog, Key, setup_fingerprint
 from experiments.objective import evaluate_trial
 from experiments.search_config import SearchConfig
 from operators import Recipe
@@ -95,33 +100,109 @@ def ablation_recipes(recipe: Recipe) -> dict[str, tuple[int, Recipe]]:
     return out
 
 
-class _Runs:
-    """Confirm-scale trainings by recipe id and seed; one recipe's runs serve every name it has."""
+OnRun = Callable[[dict[str, Any]], None]
+"""Called after each training a confirmation rests on, trained or reused from the record: ``name``,
+``recipe_id``, ``scale`` (search or confirm), ``seed``, ``objective``, ``reused``, ``done`` and
+``planned`` (the trainings known so far: seeds added for undecided comparisons raise it)."""
 
-    def __init__(self, folder: Path, config: SearchConfig, recipes: dict[str, Recipe], preset: str, tokens: int):
-        self.folder, self.config, self.recipes = folder, config, recipes
+
+_LISTENER: ContextVar[OnRun | None] = ContextVar("confirm_listener", default=None)
+
+
+@contextlib.contextmanager
+def listening(on_run: OnRun) -> Iterator[None]:
+    """Every confirmation in this context reports its trainings to ``on_run`` unless given its own
+    (how a CLI shows the progress of a finalize that a tool call runs)."""
+    token = _LISTENER.set(on_run)
+    try:
+        yield
+    finally:
+        _LISTENER.reset(token)
+
+
+class _Runs:
+    """Confirm-scale trainings by recipe id and seed; one recipe's runs serve every name it has.
+    Each finished training is recorded (``experiments.confirm_log``) and a recorded one is reused."""
+
+    def __init__(
+        self,
+        folder: Path,
+        config: SearchConfig,
+        recipes: dict[str, Recipe],
+        preset: str,
+        tokens: int,
+        on_run: OnRun | None = None,
+    ):
+        self.folder, self.config, self.recipes = folder / "confirm", config, recipes
         self.big = config.model_copy(
             update={"proxy": config.proxy.model_copy(update={"preset": preset, "tokens": tokens})}
         )
+        self.log, self.on_run = ConfirmLog(folder), on_run
+        self.setups = {"search": setup_fingerprint(config), "confirm": setup_fingerprint(self.big)}
         self.values: dict[str, dict[int, float]] = {}
         self.bpb: dict[str, dict[int, dict[str, float]]] = {}
         self.small: dict[str, float] = {}
         self.count = 0
+        self.planned: set[tuple[str, Key]] = set()
+        self.done: set[tuple[str, Key]] = set()
+        """(scale, key): a confirm proxy equal to the search's shares its seed-``config.seed`` training"""
+
+    def _keys(self, name: str, seeds: list[int], search_scale: bool) -> list[tuple[str, Key]]:
+        rid = self.recipes[name].recipe_id()
+        keys = [("search", (rid, self.setups["search"], self.config.seed))] if search_scale else []
+        return keys + [("confirm", (rid, self.setups["confirm"], s)) for s in seeds]
+
+    def expect(self, name: str, seeds: list[int], search_scale: bool = True) -> None:
+        """Count ``name``'s trainings for ``seeds`` in the plan (the progress total)."""
+        self.planned.update(self._keys(name, seeds, search_scale))
 
     def train(self, name: str, seeds: list[int], search_scale: bool = True) -> None:
         """Confirm-scale runs of ``name`` for ``seeds`` not yet trained, and (for the Spearman check)
-        one search-scale run."""
-        rid = self.recipes[name].recipe_id()
-        if search_scale and rid not in self.small:
-            self.small[rid] = evaluate_trial(
-                self.recipes[name], self.folder / name / "search_scale", self.config, _never
-            ).objective
-        done = self.values.setdefault(rid, {})
-        for s in seeds:
-            if s not in done:
-                out = evaluate_trial(self.recipes[name], self.folder / name / f"seed{s}", self.big, _never, seed=s)
-                done[s], self.count = out.objective, self.count + 1
-                self.bpb.setdefault(rid, {})[s] = out.bpb
+        one search-scale run; recorded ones are reused."""
+        self.expect(name, seeds, search_scale)
+        for scale, key in self._keys(name, seeds, search_scale):
+            rid, _, seed = key
+            if (scale, key) in self.done:
+                continue
+            entry, reused = self.log.get(key), True
+            if entry is None:
+                entry, reused = self._run(name, scale, key), False
+            if scale == "search":
+                self.small[rid] = entry["objective"]
+            else:
+                self.values.setdefault(rid, {})[seed] = entry["objective"]
+                self.bpb.setdefault(rid, {})[seed] = entry["bpb"]
+                self.count += 1
+            self.done.add((scale, key))
+            if self.on_run:
+                self.on_run(
+                    {
+                        **{"name": name, "recipe_id": rid, "scale": scale, "seed": seed},
+                        **{"objective": entry["objective"], "reused": reused},
+                        **{"done": len(self.done), "planned": len(self.planned)},
+                    }
+                )
+
+    def _run(self, name: str, scale: str, key: Key) -> dict[str, Any]:
+        rid, setup, seed = key
+        recipe = self.recipes[name]
+        trial_dir = self.folder / name / ("search_scale" if scale == "search" else f"seed{seed}")
+        config = self.config if scale == "search" else self.big
+        out = evaluate_trial(recipe, trial_dir, config, _never, seed=seed)
+        entry = {
+            "recipe_id": rid,
+            "setup": setup,
+            "seed": seed,
+            "scale": scale,
+            "name": name,
+            "preset": config.proxy.preset,
+            "tokens": config.proxy.tokens,
+            "objective": out.objective,
+            "bpb": out.bpb,
+            "dir": trial_dir.relative_to(self.folder.parent).as_posix(),
+        }
+        self.log.append(entry)
+        return entry
 
     def score(self, name: str) -> RecipeScore:
         rid = self.recipes[name].recipe_id()
@@ -164,16 +245,22 @@ def run_confirm(
     seeds: list[int],
     max_seeds: int = 5,
     ablate: bool = True,
+    on_run: OnRun | None = None,
 ) -> ConfirmResult:
     """Train ``recipes`` (the predicted-optimal one first) with ``seeds`` at the confirm scale, add
-    seeds while a baseline comparison is undecided, and ablate each step of the predicted recipe."""
+    seeds while a baseline comparison is undecided, and ablate each step of the predicted recipe.
+    Trainings recorded in ``folder`` by an earlier, interrupted call are reused (``confirm_log``);
+    ``on_run`` hears of each training as it finishes."""
     ablations = ablation_recipes(recipes[PREDICTED]) if ablate else {}
-    runs = _Runs(folder / "confirm", config, {**recipes, **{n: r for n, (_, r) in ablations.items()}}, preset, tokens)
+    all_recipes = {**recipes, **{n: r for n, (_, r) in ablations.items()}}
+    runs = _Runs(folder, config, all_recipes, preset, tokens, on_run or _LISTENER.get())
     if len(set(seeds)) < 2 or max_seeds < len(set(seeds)):
         raise ValueError(
             f"confirmation needs at least 2 distinct seeds and max_seeds >= their number: {seeds}, {max_seeds}"
         )
     seeds = initial = sorted(set(seeds))
+    for name in runs.recipes:
+        runs.expect(name, seeds, search_scale=name in recipes)
     for name in runs.recipes:
         runs.train(name, seeds, search_scale=name in recipes)
     rivals = [n for n in recipes if n != PREDICTED]

@@ -8,17 +8,21 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from experiments.confirm import ConfirmResult, confirm_recipes, hurting_steps, run_confirm
+from experiments.confirm import ConfirmResult, OnRun, confirm_recipes, hurting_steps, run_confirm
+from experiments.confirm_log import ConfirmLog, setup_fingerprint
 from experiments.report import write_report
-from experiments.study import Search, trial_summary
+from experiments.study import Search, signals_raise_interrupt, trial_summary
 from experiments.surrogate import Observed, predict_optimum
 from experiments.tracking import mlflow_client
 
 
-def _manifest(folder: Path, confirmed: ConfirmResult | None) -> str | None:
-    """The replayable manifest of the predicted-optimal recipe's pipeline run, when it was run."""
-    path = folder / "confirm" / "predicted_optimal" / "search_scale" / "run" / "manifest.json"
-    return str(path) if confirmed and path.exists() else None
+def _manifest(search: Search, predicted_id: str, confirmed: ConfirmResult | None) -> str | None:
+    """The replayable manifest of the predicted-optimal recipe's pipeline run, when it was run (by
+    this finalize or, recorded, by an interrupted one, under whatever name the recipe had then)."""
+    setup = setup_fingerprint(search.config)
+    entry = ConfirmLog(search.folder).get((predicted_id, setup, search.config.seed)) if confirmed else None
+    path = search.folder / entry["dir"] / "run" / "manifest.json" if entry and "dir" in entry else None
+    return str(path) if path and path.exists() else None
 
 
 def paired_metrics(result: ConfirmResult) -> dict[str, float]:
@@ -35,21 +39,42 @@ def paired_metrics(result: ConfirmResult) -> dict[str, float]:
 def finalize(
     folder: str | Path,
     *,
-    confirm: bool = True,
+    confirm: bool | None = None,
     confirm_preset: str | None = None,
     confirm_tokens: int | None = None,
-    seeds: tuple[int, ...] = (0, 1, 2),
-    max_seeds: int = 5,
-    ablate: bool = True,
+    seeds: tuple[int, ...] | None = None,
+    max_seeds: int | None = None,
+    ablate: bool | None = None,
+    on_run: OnRun | None = None,
 ) -> dict[str, Any]:
     """Fit the surrogates and write ``predicted_optimal.yaml`` (the optimum of the one with the lowest
     leave-one-out error where it beats the best trial beyond its uncertainty, else the best trial),
     confirm it against baselines with paired seeds (adding seeds up to ``max_seeds`` while a
     comparison is undecided), ablate each of its steps, write ``recommended.yaml`` (the predicted
-    recipe minus the steps that hurt) and the report.
+    recipe minus the steps that hurt) and the report. Settings left None are the search's own
+    (``SearchConfig.finalize``, as ``dataplan search`` was started).
+
+    Each confirmation training is recorded as it finishes (``DIR/confirmations.jsonl``) and reused by
+    a later call; SIGTERM, like Ctrl-C, raises ``KeyboardInterrupt`` (what finished stays recorded).
+    ``on_run`` hears of each training (``experiments.confirm.OnRun``).
 
     Returns (and writes to ``DIR/final.json``) the prediction, the confirm result and the paths."""
-    search = Search(folder)
+    with signals_raise_interrupt():
+        search = Search(folder)
+        spec = search.config.finalize
+        chosen = list(seeds) if seeds is not None else list(range(spec.seeds))
+        settings = {
+            "confirm": spec.confirm if confirm is None else confirm,
+            "preset": confirm_preset or spec.confirm_preset,
+            "tokens": confirm_tokens or spec.confirm_tokens,
+            "seeds": chosen,
+            "max_seeds": max(spec.max_seeds, len(chosen)) if max_seeds is None else max_seeds,
+            "ablate": spec.ablate if ablate is None else ablate,
+        }
+        return _finalize(search, settings, on_run)
+
+
+def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) -> dict[str, Any]:
     study = search.study()
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
@@ -70,16 +95,17 @@ def finalize(
     proposal = search.space.apply(search.base, search.space.values_of(search.base))
     result: ConfirmResult | None = None
     default_preset, default_tokens = search.config.proxy.confirm_default()
-    if confirm:
+    if settings["confirm"]:
         result = run_confirm(
             search.folder,
             search.config,
             confirm_recipes(predicted, best, proposal),
-            preset=confirm_preset or default_preset,
-            tokens=confirm_tokens or default_tokens,
-            seeds=list(seeds),
-            max_seeds=max_seeds,
-            ablate=ablate,
+            preset=settings["preset"] or default_preset,
+            tokens=settings["tokens"] or default_tokens,
+            seeds=settings["seeds"],
+            max_seeds=settings["max_seeds"],
+            ablate=settings["ablate"],
+            on_run=on_run,
         )
     dropped = hurting_steps(result) if result else []
     recommended = predicted.model_copy(deep=True)
@@ -103,7 +129,7 @@ def finalize(
         "best_observed": best_trial.values[0],
         "confirm": result.model_dump() if result else None,
         "report": str(report),
-        "manifest": _manifest(search.folder, result),
+        "manifest": _manifest(search, predicted.recipe_id(), result),
         "plots": [str(p) for p in plots],
     }
     (search.folder / "final.json").write_text(json.dumps(final, indent=2))

@@ -12,7 +12,8 @@ import yaml
 from langgraph.types import Command
 from rich.markup import escape
 
-from agent.cli.console import EXIT_FAILED, console, fail, print_json
+from agent.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, console, fail, print_json
+from agent.cli.search import confirm_line
 from operators import RecipeError, ray_session, remote_scheme
 
 YES = typer.Option(False, "--yes", "-y", help="approve the proposal without review")
@@ -48,6 +49,15 @@ def plan(
     ),
     search_tokens: int | None = typer.Option(None, "--search-tokens", help="training tokens per search trial"),
     rounds: int | None = typer.Option(None, "--rounds", help="reflect rounds after the first search"),
+    confirm: bool | None = typer.Option(
+        None, "--confirm/--no-confirm", help="confirm the result with neural proxies (default: yes)"
+    ),
+    confirm_tokens: int | None = typer.Option(
+        None, "--confirm-tokens", min=1, help="tokens per confirmation run (default: 2x --proxy-tokens)"
+    ),
+    confirm_seeds: int | None = typer.Option(
+        None, "--confirm-seeds", min=2, help="paired seeds each recipe is confirmed with (default: 3)"
+    ),
 ) -> None:
     """Understand the goal, profile the data, propose a recipe and search space; search after review."""
     from agent.planners.base import planner_config
@@ -59,6 +69,9 @@ def plan(
         "search_preset": search_preset,
         "search_tokens": search_tokens,
         "max_rounds": rounds,
+        "confirm": confirm,
+        "confirm_tokens": confirm_tokens,
+        "confirm_seeds": confirm_seeds,
     }
     overrides = {k: v for k, v in given.items() if v is not None}
     start_run(
@@ -283,10 +296,11 @@ def _pending_review(snapshot) -> dict[str, Any] | None:
 def _drive(run_id: str, payload: Any, ray_address: str | None) -> None:
     """Run the graph until it ends or interrupts; print where things are; last line `run_id: <id>`."""
     from agent.graph import build_graph, open_checkpointer, thread
+    from experiments.confirm import listening
 
     graph = build_graph(open_checkpointer())
     try:
-        with ray_session(ray_address):
+        with ray_session(ray_address), listening(confirm_line):
             for update in graph.stream(payload, thread(run_id), stream_mode="updates"):
                 for node, values in update.items():
                     if node != "__interrupt__":
@@ -296,6 +310,10 @@ def _drive(run_id: str, payload: Any, ray_address: str | None) -> None:
         console.print(f"fix the cause, then `dataplan resume {run_id}`")
         print(f"run_id: {run_id}")
         raise typer.Exit(EXIT_FAILED) from None
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM during a search or finalize: their work is kept
+        console.print(f"[yellow]interrupted[/]: finished work is kept; continue with `dataplan resume {run_id}`")
+        print(f"run_id: {run_id}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     snapshot = graph.get_state(thread(run_id))
     if _pending_review(snapshot) is not None:
         console.print(f"proposal ready for review: `dataplan review {run_id}`")

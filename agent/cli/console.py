@@ -13,6 +13,7 @@ from rich.markup import escape
 console = Console(stderr=True)
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
+EXIT_INTERRUPTED = 130
 
 
 def print_json(data: Any) -> None:

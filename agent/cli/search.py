@@ -3,20 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agent.cli.console import EXIT_FAILED, console, fail, print_json
+from agent.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, console, fail, print_json
 from agent.cli.render import render_comparisons
 from operators import RecipeError, load_recipe, ray_session
 
-EXIT_INTERRUPTED = 130
-MAX_SEEDS = typer.Option(
-    5, "--max-seeds", min=2, help="confirmation adds seeds up to this many while a baseline comparison is undecided"
+if TYPE_CHECKING:
+    from experiments.search_config import FinalizeSpec
+
+CONFIRM = typer.Option(
+    None, "--confirm/--no-confirm", help="confirm the result against baselines with neural proxies (yes)"
 )
-ABLATE = typer.Option(True, "--ablate/--no-ablate", help="retrain the final recipe with each step switched off")
+CONFIRM_PRESET = typer.Option(
+    None, "--confirm-preset", help="proxy preset for confirmation (default: the search's; nano after an ngram search)"
+)
+CONFIRM_TOKENS = typer.Option(
+    None,
+    "--confirm-tokens",
+    min=1,
+    help="tokens per confirmation run (default: 2x the search's; 400k nano after an ngram search)",
+)
+CONFIRM_SEEDS = typer.Option(None, "--confirm-seeds", min=2, help="paired seeds each recipe is confirmed with (3)")
+MAX_SEEDS = typer.Option(
+    None,
+    "--max-seeds",
+    min=2,
+    help="confirmation adds seeds up to this many while a baseline comparison is undecided (5)",
+)
+ABLATE = typer.Option(None, "--ablate/--no-ablate", help="retrain the final recipe with each step switched off (yes)")
 
 
 def register(app: typer.Typer) -> None:
@@ -42,35 +61,47 @@ def search(
     sampler: str = typer.Option("tpe", "--sampler", help="tpe (multivariate), gp, cmaes or random"),
     pruner: str = typer.Option("hyperband", "--pruner", help="hyperband, halving or none"),
     seed: int = typer.Option(0, "--seed"),
-    finalize: bool = typer.Option(
-        True, "--finalize/--no-finalize", help="fit the surrogate, confirm and report at the end"
-    ),
-    confirm_preset: str | None = typer.Option(
+    finalize: bool | None = typer.Option(
         None,
-        "--confirm-preset",
-        help="proxy preset for confirmation (default: the search's; nano after an ngram search)",
+        "--finalize/--no-finalize",
+        help="fit the surrogate, confirm and report at the end (default: yes; --resume: as the search was started)",
     ),
-    confirm_tokens: int | None = typer.Option(
-        None,
-        "--confirm-tokens",
-        help="tokens per confirmation run (default: 2x the search's; 400k nano after an ngram search)",
-    ),
-    max_seeds: int = MAX_SEEDS,
-    ablate: bool = ABLATE,
+    confirm: bool | None = CONFIRM,
+    confirm_preset: str | None = CONFIRM_PRESET,
+    confirm_tokens: int | None = CONFIRM_TOKENS,
+    confirm_seeds: int | None = CONFIRM_SEEDS,
+    max_seeds: int | None = MAX_SEEDS,
+    ablate: bool | None = ABLATE,
     ray_address: str | None = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS"),
     as_json: bool = typer.Option(False, "--json", help="print the final summary as JSON on stdout"),
 ) -> None:
-    """Search recipe settings and mixture weights jointly; resumable after Ctrl-C, SIGTERM or kill -9."""
+    """Search recipe settings and mixture weights jointly; resumable after Ctrl-C, SIGTERM or kill -9.
+    The finalize options are stored with the search: `--resume` does what the search was started with,
+    unless they are given again."""
     from experiments.search_config import parse_duration
     from experiments.study import Search
 
+    given = {
+        "enabled": finalize,
+        "confirm": confirm,
+        "confirm_preset": confirm_preset,
+        "confirm_tokens": confirm_tokens,
+        "seeds": confirm_seeds,
+        "max_seeds": max_seeds,
+        "ablate": ablate,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
     s = None
+    finalizing = False
     try:
         budget = parse_duration(time_budget)
         if resume:
             s = Search(resume)
             if trials and trials > s.config.n_trials:
                 s.extend({"params": s.config.space["params"]}, trials - s.config.n_trials)
+            if given:
+                s.config.finalize = _finalize_spec({**s.config.finalize.model_dump(), **given})
+                s.config.save(s.folder)
         else:
             if space is None:
                 fail("give a search-space YAML, or --resume DIR")
@@ -78,25 +109,24 @@ def search(
             base = load_recipe(recipe or _recipe_from_space(space, data))
             target = folder or _default_dir(space)
             settings = {"sampler": sampler, "pruner": pruner, "seed": seed, "time_budget_s": budget}
+            settings["finalize"] = _finalize_spec(given).model_dump()
             if trials:
                 settings["n_trials"] = trials
             s = Search.create(target, base, data, **settings)
         console.print(f"search folder: {s.folder}")
+        spec: FinalizeSpec = s.config.finalize
         with ray_session(ray_address), _trial_progress(s.config.n_trials, s.counts()["finished"]) as on_trial:
             counts = s.run(budget, on_trial=on_trial)
             final = None
-            if finalize and counts["complete"] >= 1:
+            if spec.enabled and counts["complete"] >= 1:
                 from experiments.finalize import finalize as do_finalize
 
                 console.print("finalizing: surrogate, confirmation runs, report")
-                final = do_finalize(
-                    s.folder,
-                    confirm_preset=confirm_preset,
-                    confirm_tokens=confirm_tokens,
-                    max_seeds=max_seeds,
-                    ablate=ablate,
-                )
+                finalizing = True
+                final = do_finalize(s.folder, on_run=None if as_json else confirm_line)
     except KeyboardInterrupt:
+        if finalizing:
+            _interrupted_finalize(s.folder, f"dataplan search --resume {s.folder}")
         where = s.folder if s else "DIR"
         console.print(
             f"[yellow]interrupted[/]: the running trial was marked; continue with `dataplan search --resume {where}`"
@@ -110,20 +140,23 @@ def search(
     console.print(f"trials: {counts}")
     if final:
         _show_final(final)
-    elif finalize:
+    elif spec.enabled:
         console.print("[yellow]no completed trial: nothing to finalize[/]")
 
 
 def finalize_cmd(
     folder: Path = typer.Argument(..., help="search folder"),
-    confirm: bool = typer.Option(True, "--confirm/--no-confirm"),
-    confirm_preset: str | None = typer.Option(None, "--confirm-preset"),
-    confirm_tokens: int | None = typer.Option(None, "--confirm-tokens"),
-    max_seeds: int = MAX_SEEDS,
-    ablate: bool = ABLATE,
+    confirm: bool | None = CONFIRM,
+    confirm_preset: str | None = CONFIRM_PRESET,
+    confirm_tokens: int | None = CONFIRM_TOKENS,
+    confirm_seeds: int | None = CONFIRM_SEEDS,
+    max_seeds: int | None = MAX_SEEDS,
+    ablate: bool | None = ABLATE,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Predicted-optimal recipe, confirmation against baselines and report for a finished search."""
+    """Predicted-optimal recipe, confirmation against baselines and report for a finished search.
+    Options not given are as the search was started; confirmation trainings already recorded in the
+    folder (an interrupted finalize) are reused."""
     from experiments.finalize import finalize as do_finalize
 
     try:
@@ -133,14 +166,54 @@ def finalize_cmd(
                 confirm=confirm,
                 confirm_preset=confirm_preset,
                 confirm_tokens=confirm_tokens,
+                seeds=tuple(range(confirm_seeds)) if confirm_seeds else None,
                 max_seeds=max_seeds,
                 ablate=ablate,
+                on_run=None if as_json else confirm_line,
             )
+    except KeyboardInterrupt:
+        _interrupted_finalize(folder.resolve(), f"dataplan finalize {folder}")
     except (RecipeError, ValueError) as err:
         fail(str(err), EXIT_FAILED)
     if as_json:
         print_json(final)
     _show_final(final)
+
+
+def _finalize_spec(values: dict) -> FinalizeSpec:
+    """The finalize settings, or a refusal (exit 2) naming the bad option."""
+    from pydantic import ValidationError
+
+    from experiments.search_config import FinalizeSpec
+
+    try:
+        return FinalizeSpec.model_validate(values)
+    except ValidationError as err:
+        fail("; ".join(f"{'.'.join(map(str, e['loc'])) or 'finalize'}: {e['msg']}" for e in err.errors()))
+
+
+def confirm_line(row: dict) -> None:
+    """One line per confirmation training as it finishes (or is reused from the record)."""
+    scale = f"seed {row['seed']}" if row["scale"] == "confirm" else "search scale"
+    done = "recorded" if row["reused"] else "trained"
+    console.print(
+        f"confirm {row['done']}/{row['planned']}  {row['name']}  {scale}  {row['objective']:.4f} bpb  ({done})",
+        highlight=False,
+    )
+
+
+def _interrupted_finalize(folder: Path, again: str) -> NoReturn:
+    """Exit 130 with one line: how many trainings are kept and the command that resumes."""
+    from experiments.confirm_log import ConfirmLog
+
+    kept = len(ConfirmLog(folder).entries)
+    console.print(
+        f"[yellow]interrupted[/] during finalize: {kept} finished confirmation trainings are kept in "
+        f"{folder / 'confirmations.jsonl'}; continue with `{again}`",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _show_final(final: dict) -> None:
