@@ -209,3 +209,25 @@ def build_task(out: Path, shared: Path, *, scale: float = 1.0, seed: int = 0, ra
     task = {"sources": sources, "targets": targets, "web": web, "rates": rates.model_dump(), "scale": scale}
     (out / "task.json").write_text(json.dumps(task, indent=2))
     return task
+
+
+def goal_overrides(task: dict) -> dict:
+    """Goal fields a benchmark sets for ``task``: its held-out files are the targets (no source's
+    own slice is), so the search is scored on text that no source contains."""
+    return {"targets": [], "target_files": {name: [path] for name, path in task["targets"].items()}}
+
+
+def planned(task: dict, goal_text: str, planner: dict | None = None, **overrides: object) -> dict:
+    """The agent's proposal (``{"recipe", "space", "rationale"}``) for ``task``: its own nodes,
+    goal -> profile -> proposal, run as plain functions of the state."""
+    from agent.graph import profile, propose, understand_goal
+
+    state: dict = {
+        "planner": planner or {"kind": "rules"},
+        "goal_text": goal_text,
+        "data": task["sources"],
+        "goal_overrides": {**goal_overrides(task), **overrides},
+    }
+    for node in (understand_goal, profile, propose):
+        state.update(node(state))
+    return state["proposal"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evaluators.model import PRESETS
 from evaluators.ngram_proxy import ngram_order
@@ -66,6 +66,28 @@ class ObjectiveSpec(BaseModel):
         return [{**SEARCH_TARGET_DEFAULTS, **t} if isinstance(t, dict) else t for t in targets]
 
 
+class FinalizeSpec(BaseModel):
+    """What ``dataplan search`` does once its trials are done, as it was started (so ``--resume``
+    does the same): finalize or not, and the confirmation's settings (None: the proxy's default)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    confirm: bool = True
+    confirm_preset: str | None = None
+    confirm_tokens: int | None = Field(None, gt=0)
+    seeds: int = Field(3, ge=2, description="paired seeds every recipe is confirmed with")
+    max_seeds: int = Field(5, ge=2, description="seeds are added up to this many while a comparison is undecided")
+    ablate: bool = True
+
+    @model_validator(mode="after")
+    def _room_for_the_seeds(self) -> FinalizeSpec:
+        if self.max_seeds < self.seeds:
+            raise ValueError(
+                f"max_seeds ({self.max_seeds}) must be at least the confirmation seeds ({self.seeds}): raise --max-seeds"
+            )
+        return self
+
+
 class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     recipe_yaml: str
@@ -81,8 +103,14 @@ class SearchConfig(BaseModel):
     study_name: str = "search"
     mlflow_parent_run: str | None = None
     warm_start: bool = Field(True, description="evaluate the base recipe (the planner's proposal) as trial 0")
+    prior_trials: int = Field(
+        0,
+        ge=0,
+        description="with warm_start: trials enqueued after the proposal with mixtures drawn around its weights",
+    )
     enqueued: list[dict[str, Any]] = Field(default_factory=list)
     targets: list[Target] = Field(default_factory=list, description="the prepared targets every trial scores")
+    finalize: FinalizeSpec = Field(default_factory=FinalizeSpec)
 
     @field_validator("targets", mode="before")
     @classmethod

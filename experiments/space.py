@@ -19,6 +19,7 @@ The draws are Optuna's params (``mixture.<source>``); people and MLflow see the 
 from __future__ import annotations
 
 import math
+import random
 import re
 from typing import Any
 
@@ -29,6 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from operators import Recipe, RecipeError, get_operator
 
 SIMPLEX_FLOOR = 1e-6
+PRIOR_CONCENTRATION = 20.0
+"""Dirichlet concentration of the points drawn around a proposal's mixture (``SearchSpace.around``):
+a weight of 0.5 varies by about +-0.11 (one standard deviation)."""
 
 
 class Dist(BaseModel):
@@ -135,6 +139,42 @@ class SearchSpace(BaseModel):
                 {f"mixture.{s}": max(math.exp(-weights.get(s, 0.0) / total), SIMPLEX_FLOOR) for s in self.simplex}
             )
         return values
+
+    def numeric_values(self, recipe: Recipe) -> dict[str, float]:
+        """``values_of(recipe)`` restricted to the numeric dimensions, each one present (a step that
+        is off in ``recipe`` puts its threshold at the middle of its range): the mean of a CMA-ES
+        search started at a proposal."""
+        values = self.values_of(recipe)
+        out: dict[str, float] = {}
+        for name, dist in self.distributions().items():
+            if isinstance(dist, optuna.distributions.CategoricalDistribution):
+                continue
+            mid = math.sqrt(dist.low * dist.high) if dist.log else (dist.low + dist.high) / 2
+            out[name] = values.get(name, mid)
+        return out
+
+    def around(
+        self, recipe: Recipe, n: int, seed: int, concentration: float = PRIOR_CONCENTRATION
+    ) -> list[dict[str, Any]]:
+        """``n`` points near ``recipe``: its values with the mixture drawn from a Dirichlet centred
+        on its weights, ``Dirichlet(concentration * w)`` (mean ``w``; the larger ``concentration``,
+        the closer), so a search's first trials explore around the planner's prior instead of the
+        whole simplex. Deterministic per ``seed``."""
+        if not self.simplex or n <= 0:
+            return []
+        base = self.values_of(recipe)
+        weights = recipe.mixture.weights or {s: 1.0 for s in self.simplex}
+        total = sum(weights.get(s, 0.0) for s in self.simplex) or 1.0
+        rng = random.Random(seed)
+        points = []
+        for _ in range(n):
+            draw = {
+                s: rng.gammavariate(max(concentration * weights.get(s, 0.0) / total, 0.05), 1.0) for s in self.simplex
+            }
+            norm = sum(draw.values()) or 1.0
+            mix = {s: max(math.exp(-v / norm), SIMPLEX_FLOOR) for s, v in draw.items()}
+            points.append({**base, **{f"mixture.{s}": u for s, u in mix.items()}})
+        return points
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         out = {_name(p): p.dist.distribution() for p in self.params}

@@ -36,6 +36,9 @@ from operators import Recipe, RecipeError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+PRIOR_SIGMA = 0.1
+"""CMA-ES's initial step around the proposal, in units of each dimension's range."""
+
 
 class SearchBusyError(RecipeError):
     """Another live process is running this search."""
@@ -76,8 +79,10 @@ class Search:
         config.save(folder)
         search = cls(folder)
         study = search.study()
-        if config.warm_start:  # the proposal itself is trial 0
+        if config.warm_start:  # the proposal itself is trial 0, then draws around it
             study.enqueue_trial(search.space.values_of(search.base), user_attrs={"source": "proposal"})
+            for values in search.space.around(search.base, config.prior_trials, config.seed):
+                study.enqueue_trial(values, user_attrs={"source": "prior"})
         for params in config.enqueued:
             study.enqueue_trial(params, skip_if_exists=True)
         mlflow = mlflow_client()
@@ -107,7 +112,8 @@ class Search:
             load_if_exists=True,
         )
         seed = resumed_seed(self.config.seed, len(study.get_trials(deepcopy=False)))
-        study.sampler = make_sampler(self.config.sampler, seed, len(directions) > 1)
+        prior = self.space.numeric_values(self.base) if self.config.warm_start else None
+        study.sampler = make_sampler(self.config.sampler, seed, len(directions) > 1, prior)
         return study
 
     # ---- warm starts and extension -----------------------------------------------------------
@@ -154,7 +160,7 @@ class Search:
         """Run trials until ``n_trials`` have finished or the time budget is spent."""
         budget = time_budget_s if time_budget_s is not None else self.config.time_budget_s
         deadline = None if budget is None else time.monotonic() + budget
-        with self._lock(), _signals_raise_interrupt():
+        with self._lock(), signals_raise_interrupt():
             study = self.study()
             self._recover_interrupted(study)
             mlflow = mlflow_client()
@@ -180,6 +186,8 @@ class Search:
         multi = self.config.objective.retained_tokens
         mlflow = mlflow_client()
         recipe_id = recipe.recipe_id()
+        if (earlier := _finished_with(trial.study, recipe_id)) is not None:
+            return _reuse(trial, earlier, multi)
         tags = {"dataplan.trial": str(trial.number), "dataplan.recipe_id": recipe_id}
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, tags=tags) as child:
             trial.set_user_attr("recipe_id", recipe_id)
@@ -238,6 +246,24 @@ class Search:
             yield
         finally:
             pid_file.unlink(missing_ok=True)
+
+
+def _finished_with(study: optuna.Study, recipe_id: str) -> optuna.trial.FrozenTrial | None:
+    """The first completed trial that trained ``recipe_id`` (None if none did)."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.user_attrs.get("recipe_id") == recipe_id:
+            return t
+    return None
+
+
+def _reuse(trial: optuna.Trial, earlier: optuna.trial.FrozenTrial, multi: bool) -> float | tuple[float, ...]:
+    """A sampler that proposes a recipe already trained gets that trial's result, not a second
+    training (the proxy is deterministic per seed, so it would only repeat the number)."""
+    for key, value in earlier.user_attrs.items():
+        if key not in ("source", "retry_of", "mlflow_run"):
+            trial.set_user_attr(key, value)
+    trial.set_user_attr("reused_from", earlier.number)
+    return tuple(earlier.values) if multi else earlier.values[0]
 
 
 def _record(trial: optuna.Trial, outcome: TrialOutcome) -> None:
@@ -300,21 +326,41 @@ def resumed_seed(seed: int, trials_so_far: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{trials_so_far}".encode()).digest()[:4], "big")
 
 
-def make_sampler(name: str, seed: int, multi: bool) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, seed: int, multi: bool, prior: dict[str, float] | None = None
+) -> optuna.samplers.BaseSampler:
+    """``prior``: the proposal's numeric values; CMA-ES starts its search distribution there."""
     S = optuna.samplers
     if name == "tpe":
-        # group=True: thresholds that exist only while their step is on are modelled jointly with
-        # the draws they co-occur with, instead of falling back to independent sampling
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return S.TPESampler(multivariate=True, group=True, seed=seed, n_startup_trials=5)
+        return _tpe(seed)
     if name == "gp":
         return S.GPSampler(seed=seed)
     if name == "cmaes":
-        return S.CmaEsSampler(seed=seed, n_startup_trials=3)
+        if not prior:
+            return S.CmaEsSampler(seed=seed, n_startup_trials=3)
+        # x0/sigma0 are deprecated in Optuna 4.9 in favour of warm starting from source trials, but
+        # a proposal is a point, not a finished study; TPE samples what CMA-ES cannot (on/off switches)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return S.CmaEsSampler(
+                x0=prior,
+                sigma0=PRIOR_SIGMA,
+                n_startup_trials=1,
+                independent_sampler=_tpe(seed),
+                warn_independent_sampling=False,
+                seed=seed,
+            )
     if name == "random":
         return S.RandomSampler(seed=seed)
     raise RecipeError(f"sampler {name!r}: one of tpe, gp, cmaes, random")
+
+
+def _tpe(seed: int) -> optuna.samplers.TPESampler:
+    # group=True: thresholds that exist only while their step is on are modelled jointly with
+    # the draws they co-occur with, instead of falling back to independent sampling
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed, n_startup_trials=5)
 
 
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
@@ -340,7 +386,7 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def _signals_raise_interrupt() -> Iterator[None]:
+def signals_raise_interrupt() -> Iterator[None]:
     """SIGTERM behaves like Ctrl-C: the running trial is marked and the search stops."""
 
     def handler(signum: int, frame: Any) -> None:

@@ -206,8 +206,8 @@ def test_resume_after_kill_9_loses_no_trial_and_counts_none_twice(shared_data: P
     before = _states(folder / "study.db")
     assert before[-1] == "RUNNING" and "COMPLETE" in before
 
-    res = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "search", "--resume", str(folder), "--no-finalize", "--json"],
+    res = subprocess.run(  # without --no-finalize: the resumed search does what it was started with
+        [sys.executable, "-m", "agent.cli", "search", "--resume", str(folder), "--json"],
         cwd=REPO,
         env=_env(home),
         capture_output=True,
@@ -217,6 +217,7 @@ def test_resume_after_kill_9_loses_no_trial_and_counts_none_twice(shared_data: P
     assert res.returncode == 0, res.stderr
     counts = json.loads(res.stdout)["counts"]
     assert counts["complete"] == 4 and counts["interrupted"] == 1 and counts["finished"] == 4
+    assert json.loads(res.stdout)["final"] is None and not (folder / "final.json").exists()
     after = _states(folder / "study.db")
     assert after[: len(before) - 1] == before[:-1]  # completed trials kept as they were
     parent = json.loads((folder / "search.json").read_text())["mlflow_parent_run"]
@@ -375,5 +376,33 @@ def test_a_resumed_search_does_not_replay_the_first_process_draws(
         assert [t.state.name for t in trials] == ["COMPLETE"] * 3
         assert trials[2].params != trials[1].params
         assert len({t.user_attrs["recipe_id"] for t in trials}) == 3
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def test_a_recipe_already_trained_in_the_study_is_never_trained_again(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    """A space of one switch holds two recipes: five trials train two proxies, the rest reuse them."""
+    from experiments.study import Search
+    from operators import load_recipe
+
+    recipe_path, space_path = _write_inputs(shared_data, tmp_path, 5)
+    space = yaml.safe_load(space_path.read_text())
+    space["params"] = {"steps.length_filter.enabled": "bool"}
+    space["proxy"] = {"preset": "ngram3", "tokens": 20000}
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        search = Search.create(tmp_path / "s", load_recipe(recipe_path), space, n_trials=5, pruner="none", seed=1)
+        search.run()
+        trials = search.study().trials
+        assert [t.state.name for t in trials] == ["COMPLETE"] * 5
+        trained = [t for t in trials if "reused_from" not in t.user_attrs]
+        assert len(trained) == len({t.user_attrs["recipe_id"] for t in trials}) == 2
+        for t in trials:
+            if "reused_from" in t.user_attrs:
+                first = trials[t.user_attrs["reused_from"]]
+                assert t.user_attrs["recipe_id"] == first.user_attrs["recipe_id"] and t.values == first.values
+        assert sorted(p.name for p in (tmp_path / "s/trials").iterdir()) == [f"{t.number:04d}" for t in trained]
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)

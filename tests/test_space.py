@@ -108,3 +108,36 @@ def test_a_range_validates_in_the_step_it_goes_into(shared_data: Path) -> None:
     assert [(p.op, p.param) for p in space.params] == [("dsir_select", "keep_fraction")]
     with pytest.raises(RecipeError, match=r"value 12 is invalid for minhash_dedup.bands: .*exceeds num_perm"):
         parse_space({"params": {"steps.1.bands": {"int": [7, 12]}}}, base)  # 12 x 10 rows > 112 perms
+
+
+def test_points_around_a_proposal_keep_its_steps_and_centre_on_its_weights(base) -> None:
+    space = parse_space(
+        {"params": {"steps.1.enabled": "bool", "steps.1.min_words": {"int": [20, 200]}, "mixture.weights": "simplex"}},
+        base,
+    )
+    points = space.around(base, 200, seed=3)
+    assert points == space.around(base, 200, seed=3)
+    assert points != space.around(base, 200, seed=4)
+    mixes = [space.apply(base, p) for p in points]
+    assert {m.steps[1].params["min_words"] for m in mixes} == {100}
+    assert all(m.steps[1].enabled for m in mixes)
+    mean = {s: sum(m.mixture.weights[s] for m in mixes) / len(mixes) for s in ("code", "books", "legal")}
+    assert mean == pytest.approx({"code": 0.5, "books": 0.3, "legal": 0.2}, abs=0.03)
+    spread = sum((m.mixture.weights["code"] - 0.5) ** 2 for m in mixes) / len(mixes)
+    assert 0.08 < spread**0.5 < 0.14  # Dirichlet(20 w): sd of a 0.5 weight is sqrt(0.25 / 21) = 0.109
+
+
+def test_numeric_values_give_every_numeric_dimension_a_start(base) -> None:
+    space = parse_space(
+        {"params": {"steps.1.enabled": "bool", "steps.1.min_words": {"int": [20, 180]}, "mixture.weights": "simplex"}},
+        base,
+    )
+    start = space.numeric_values(base)
+    assert "steps.1.length_filter.enabled" not in start
+    assert start["steps.1.length_filter.min_words"] == 100
+    off = base.model_copy(deep=True)
+    off.steps[1].enabled = False
+    assert space.numeric_values(off)["steps.1.length_filter.min_words"] == 100  # the middle of [20, 180]
+    assert simplex_weights({s: start[f"mixture.{s}"] for s in ("code", "books", "legal")}) == pytest.approx(
+        {"code": 0.5, "books": 0.3, "legal": 0.2}, abs=1e-6
+    )

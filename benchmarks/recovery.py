@@ -1,0 +1,197 @@
+"""Recipe recovery: does the agent find, keep and justify the processing a task needs by construction?
+
+Each task is built by ``benchmarks/corpora.py`` from shared data with known junk in the one source
+close to the targets (held-out Wikipedia articles and PubMed abstracts, in no source):
+
+- ``dirty_web``: ``web`` holds spam floods (near-duplicate SEO pages), boilerplate-only pages,
+  pages in other languages, gibberish and repeated-sentence pages beside its clean documents
+  (``DirtyRates`` defaults); ``books``, ``legal`` and ``code`` are clean and far from the targets.
+- ``duplicate_flood``: the same sources, but ``web``'s only junk is a flood of near-duplicates
+  (40 % of its documents are copies of 6 pages).
+
+The agent runs its own path on each: goal -> profile -> proposal (rule-based planner) -> search ->
+finalize (paired confirmation against the proposal and the baselines, and the per-step ablation).
+
+Scoring, per task, from ground truth the task carries (``meta.kind`` of every web document, in its id):
+
+- the *junk-removing* steps: the proposal's steps that, run as proposed, remove at least
+  ``MIN_KIND_SHARE`` of the documents of some junk kind, and whose drops are at least
+  ``MIN_JUNK_SHARE`` junk (read from the proposal run's ledger);
+- the *recovered* steps: enabled in the final (recommended) recipe and shown to help by its
+  ablation (the paired interval of "recipe minus recipe without the step" below zero);
+- ``recall`` = junk-removing steps recovered / junk-removing steps; ``precision`` = recovered
+  steps that are junk-removing / recovered steps;
+- the confirmed gain of the final recipe over the proposal and over ``no_filtering`` (paired
+  difference in target bits per byte, its 95 % interval and verdict), and the wall time.
+
+``pooled`` sums the counts over tasks. Issue 20 asks for recall and precision >= 0.8, and for the
+final recipe to beat ``no_filtering`` beyond the paired interval on ``dirty_web``.
+
+    python benchmarks/recovery.py --json benchmarks/out/recovery.json [--tasks dirty_web,duplicate_flood]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.corpora import JUNK_KINDS, DirtyRates, build_task, goal_overrides  # noqa: E402
+from operators import ray_session, recipe_from_dict, run_recipe, shared_data_dir  # noqa: E402
+
+GOAL = "a pretraining mix for a small model good at encyclopedic and biomedical English text, 2M tokens"
+NO_JUNK = {k: 0.0 for k in JUNK_KINDS}
+TASKS: dict[str, DirtyRates] = {
+    "dirty_web": DirtyRates(),
+    "duplicate_flood": DirtyRates(**{**NO_JUNK, "spam": 0.4}),
+}
+MIN_KIND_SHARE = 0.25
+"""A junk-removing step removes at least this share of one junk kind's documents..."""
+MIN_JUNK_SHARE = 0.5
+"""...and at least this share of what it removes is junk."""
+
+
+def run_agent(task: dict, settings: dict[str, Any]) -> dict[str, Any]:
+    """The agent's whole path on ``task``, approved without review; returns its final state.
+    ``settings``: Goal fields that differ from the goal's defaults."""
+    from agent.graph import build_graph, open_checkpointer, thread
+
+    overrides = {**goal_overrides(task), "max_rounds": 0, **settings}
+    run_id = uuid.uuid4().hex[:12]
+    state = {
+        "run_id": run_id,
+        "goal_text": GOAL,
+        "data": task["sources"],
+        "planner": {"kind": "rules"},
+        "auto_approve": True,
+        "goal_overrides": overrides,
+        "tool_log": [],
+        "usage": [],
+    }
+    graph = build_graph(open_checkpointer())
+    for update in graph.stream(state, thread(run_id), stream_mode="updates"):
+        print(task["name"], *(f"{node}: {(v or {}).get('status', 'done')}" for node, v in update.items()), flush=True)
+    values = graph.get_state(thread(run_id)).values
+    if not values.get("final"):
+        raise RuntimeError(f"the agent did not finish on {task['name']}: status {values.get('status')}")
+    return values
+
+
+def junk_removing(proposal: dict, task: dict, out: Path) -> dict[int, dict[str, Any]]:
+    """Step index -> what it removes (per kind), for the proposal's steps that remove junk, from
+    the ledger of the proposal run as proposed."""
+    run_recipe(recipe_from_dict(proposal, base_dir="/"), out)
+    ledger = pq.read_table(out / "ledger.parquet", columns=["id", "source", "status", "step", "op"]).to_pylist()
+    totals = {k: n for k, n in task["web"]["documents"].items() if k in JUNK_KINDS and n}
+    steps: dict[int, dict[str, Any]] = {}
+    for row in ledger:
+        if row["status"] != "dropped" or row["step"] is None or row["step"] < 0:
+            continue
+        kind = row["id"].split("/", 1)[0] if row["source"] == "web" else "clean"
+        entry = steps.setdefault(row["step"], {"op": row["op"], "dropped": 0, "junk": 0, "kinds": {}})
+        entry["dropped"] += 1
+        if kind in totals:
+            entry["junk"] += 1
+            entry["kinds"][kind] = entry["kinds"].get(kind, 0) + 1
+    found = {}
+    for index, entry in steps.items():
+        shares = {k: n / totals[k] for k, n in entry["kinds"].items()}
+        if shares and max(shares.values()) >= MIN_KIND_SHARE and entry["junk"] / entry["dropped"] >= MIN_JUNK_SHARE:
+            found[index] = {**entry, "kind_shares": shares}
+    return found
+
+
+def score(values: dict[str, Any], task: dict, work: Path) -> dict[str, Any]:
+    final = values["final"]
+    confirm = final["confirm"]
+    proposal = values["proposal"]["recipe"]
+    needed = junk_removing(proposal, task, work / "proposal_run")
+    recommended = recipe_from_dict(_yaml(final["recommended_recipe"]), base_dir="/")
+    ablation = {g["step"]: g for g in confirm["ablations"] if g.get("step") is not None}
+    recovered = {
+        i: ablation[i]["verdict"]
+        for i, step in enumerate(recommended.steps)
+        if step.enabled and i in ablation and ablation[i]["verdict"] == "helps"
+    }
+    hits = sorted(set(recovered) & set(needed))
+    gaps = {g["baseline"]: {k: g[k] for k in ("diff", "ci95", "verdict")} for g in confirm["gaps"]}
+    return {
+        "junk_removing": {
+            str(i): {k: e[k] for k in ("op", "dropped", "junk", "kind_shares")} for i, e in needed.items()
+        },
+        "recovered": {str(i): recommended.steps[i].op for i in recovered},
+        "ablation": {
+            str(i): {"op": recommended.steps[i].op, "diff": g["diff"], "ci95": g["ci95"], "verdict": g["verdict"]}
+            for i, g in ablation.items()
+        },
+        "hits": len(hits),
+        "needed": len(needed),
+        "found": len(recovered),
+        "recall": len(hits) / len(needed) if needed else None,
+        "precision": len(hits) / len(recovered) if recovered else None,
+        "gain_over_proposal": gaps.get("proposal"),
+        "gain_over_no_filtering": gaps.get("no_filtering"),
+        "gaps": gaps,
+        "dropped_steps": final.get("dropped_steps", []),
+        "seeds": confirm.get("seeds"),
+    }
+
+
+def _yaml(path: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {', '.join(TASKS)}")
+    ap.add_argument("--trials", type=int, default=12, help="search trials per task (the goal's default)")
+    ap.add_argument("--scale", type=float, default=1.0, help="share of each task's documents")
+    ap.add_argument("--confirm-seeds", type=int, default=None, help="first confirmation seeds (the goal's default)")
+    ap.add_argument("--proxy-tokens", type=int, default=None, help="nano proxy tokens (confirmation: twice)")
+    args = ap.parse_args()
+    names = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if unknown := sorted(set(names) - set(TASKS)):
+        ap.error(f"unknown tasks {unknown}; known: {', '.join(TASKS)}")
+    root = Path(tempfile.mkdtemp(prefix="dataplan-recovery-"))
+    os.environ.setdefault("DATAPLAN_HOME", str(root / "home"))
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    out: dict[str, Any] = {"goal": GOAL, "rules": {"min_kind_share": MIN_KIND_SHARE, "min_junk_share": MIN_JUNK_SHARE}}
+    with ray_session():
+        for name in names:
+            start = time.perf_counter()
+            task = build_task(root / name, shared_data_dir(), scale=args.scale, rates=TASKS[name])
+            task["name"] = name
+            given = {"trials": args.trials, "confirm_seeds": args.confirm_seeds, "proxy_tokens": args.proxy_tokens}
+            values = run_agent(task, {k: v for k, v in given.items() if v is not None})
+            out[name] = {**score(values, task, root / name), "web": task["web"], "seconds": time.perf_counter() - start}
+            print(name, json.dumps({k: out[name][k] for k in ("recall", "precision", "recovered")}), flush=True)
+    done = [out[n] for n in names]
+    hits, needed, found = (sum(t[k] for t in done) for k in ("hits", "needed", "found"))
+    out["pooled"] = {
+        "recall": hits / needed if needed else None,
+        "precision": hits / found if found else None,
+        "dirty_web_beats_no_filtering": (out.get("dirty_web", {}).get("gain_over_no_filtering") or {}).get("verdict")
+        == "better",
+    }
+    out["load_average"] = os.getloadavg()
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+    print(json.dumps(out["pooled"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
