@@ -234,13 +234,19 @@ class Search:
             if t.params:
                 study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def ensure_idle(self) -> None:
+        """Raise ``SearchBusyError`` when another live process runs this search (callers check
+        before starting Ray, so a second ``--resume`` is refused at once)."""
         pid_file = self.folder / "search.pid"
         if pid_file.exists():
             pid = int(pid_file.read_text() or 0)
             if pid and pid != os.getpid() and _alive(pid):
                 raise SearchBusyError(f"search in {self.folder} is already running (pid {pid}); stop it first")
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.ensure_idle()
+        pid_file = self.folder / "search.pid"
         pid_file.write_text(str(os.getpid()))
         try:
             yield

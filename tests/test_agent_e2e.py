@@ -73,6 +73,9 @@ def test_demo_review_resume_report_and_replay(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     run_id = res.stdout.strip().splitlines()[-1].removeprefix("run_id: ")
     assert "proposal ready for review" in res.stderr
+    assert f"run {run_id} " in res.stderr.split("profile:")[0]  # named before any work
+    assert (home / "last_run").read_text().strip() == run_id
+    assert "awaiting_review: True" in dataplan(home, "status", run_id).stdout
 
     status = json.loads(dataplan(home, "status", run_id, "--json").stdout)
     assert status["awaiting_review"] and status["next"] == ["review"] and status.get("search_dir") is None

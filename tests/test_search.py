@@ -238,7 +238,7 @@ def test_sigterm_marks_the_running_trial_and_exits_130(shared_data: Path, tmp_pa
         "--dir",
         str(folder),
         "--trials",
-        "3",
+        "50",  # more than can finish before the signal: a trial is always running or next
         "--no-finalize",
     ]
     proc = subprocess.Popen(cmd, cwd=REPO, env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -406,3 +406,25 @@ def test_a_recipe_already_trained_in_the_study_is_never_trained_again(
         assert sorted(p.name for p in (tmp_path / "s/trials").iterdir()) == [f"{t.number:04d}" for t in trained]
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def test_a_second_resume_of_a_running_search_is_refused_before_ray_starts(shared_data: Path, tmp_path: Path) -> None:
+    from experiments.study import Search
+    from operators import load_recipe
+
+    recipe_path, space_path = _write_inputs(shared_data, tmp_path, 2)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'home/mlflow.db'}"
+    try:
+        search = Search.create(tmp_path / "s", load_recipe(recipe_path), yaml.safe_load(space_path.read_text()))
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (search.folder / "search.pid").write_text(str(holder.pid))  # a live process runs it
+        cmd = [sys.executable, "-m", "agent.cli", "search", "--resume", str(search.folder)]
+        res = subprocess.run(cmd, cwd=REPO, env=_env(tmp_path / "home"), capture_output=True, text=True, timeout=120)
+    finally:
+        holder.kill()
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert f"already running (pid {holder.pid})" in " ".join(res.stderr.split())
+    assert "search folder:" not in res.stderr and "Ray" not in res.stderr  # refused before Ray started

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from rich.markup import escape
 
 from agent.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, console, fail, print_json
 from agent.cli.search import confirm_line
-from operators import RecipeError, ray_session, remote_scheme
+from operators import RecipeError, ray_session, remote_scheme, workspace
 
 YES = typer.Option(False, "--yes", "-y", help="approve the proposal without review")
 
@@ -106,7 +105,16 @@ def start_run(
         "tool_log": [],
         "usage": [],
     }
+    announce(run_id)
     _drive(run_id, state, ray_address)
+
+
+def announce(run_id: str) -> None:
+    """Name a new run before any work, and write its id to ``$DATAPLAN_HOME/last_run``: after a
+    crash or a kill the user resumes it without listing folders."""
+
+    (workspace() / "last_run").write_text(run_id + "\n")
+    console.print(f"run {run_id} (`dataplan resume {run_id}` continues it after an interruption)", highlight=False)
 
 
 def review(
@@ -240,20 +248,29 @@ def status(run_id: str = typer.Argument(...), as_json: bool = typer.Option(False
         "run_id": run_id,
         "status": v.get("status"),
         "next": list(snapshot.next),
-        "search_dir": v.get("search_dir"),
+        "search_dir": v.get("search_dir") or _started_search(run_id),
         "awaiting_review": _pending_review(snapshot) is not None,
         "tool_calls": len(v.get("tool_log", [])),
     }
-    if v.get("search_dir") and Path(v["search_dir"], "search.json").exists():
+    if out["search_dir"]:
         from experiments.study import Search
 
-        out["trials"] = Search(v["search_dir"]).counts()
+        out["trials"] = Search(out["search_dir"]).counts()
     if v.get("final"):
         out["final"] = {k: v["final"][k] for k in ("predicted_recipe", "report", "best_observed") if k in v["final"]}
     if as_json:
         print_json(out)
         return
-    console.print_json(json.dumps(out, default=str))
+    for key, value in out.items():
+        shown = ", ".join(f"{k} {n}" for k, n in value.items() if n) if isinstance(value, dict) else value
+        print(f"{key + ':':<16} {shown if shown not in (None, [], '') else '-'}")
+
+
+def _started_search(run_id: str) -> str | None:
+    """The search folder of a run whose search node started but never returned (killed mid-search)."""
+
+    folder = workspace() / "runs" / run_id / "search"
+    return str(folder) if (folder / "search.json").exists() else None
 
 
 def parse_sources(items: list[str]) -> dict[str, str]:

@@ -58,7 +58,12 @@ def search(
     time_budget: str | None = typer.Option(
         None, "--time-budget", help="stop starting trials after this long, e.g. 8h, 30m"
     ),
-    sampler: str = typer.Option("tpe", "--sampler", help="tpe (multivariate), gp, cmaes or random"),
+    sampler: str = typer.Option(
+        "tpe", "--sampler", help="tpe (multivariate), gp, cmaes (started at the proposal) or random"
+    ),
+    prior_trials: int = typer.Option(
+        0, "--prior-trials", min=0, help="trials after the proposal whose mixtures are drawn around its weights"
+    ),
     pruner: str = typer.Option("hyperband", "--pruner", help="hyperband, halving or none"),
     seed: int = typer.Option(0, "--seed"),
     finalize: bool | None = typer.Option(
@@ -97,6 +102,7 @@ def search(
         budget = parse_duration(time_budget)
         if resume:
             s = Search(resume)
+            s.ensure_idle()
             if trials and trials > s.config.n_trials:
                 s.extend({"params": s.config.space["params"]}, trials - s.config.n_trials)
             if given:
@@ -108,7 +114,13 @@ def search(
             data = _load_yaml(space)
             base = load_recipe(recipe or _recipe_from_space(space, data))
             target = folder or _default_dir(space)
-            settings = {"sampler": sampler, "pruner": pruner, "seed": seed, "time_budget_s": budget}
+            settings = {
+                "sampler": sampler,
+                "pruner": pruner,
+                "seed": seed,
+                "time_budget_s": budget,
+                "prior_trials": prior_trials,
+            }
             settings["finalize"] = _finalize_spec(given).model_dump()
             if trials:
                 settings["n_trials"] = trials
