@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -46,20 +47,40 @@ def _document_tokens(texts: list[str]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def fit_ngram(stream: list[str], order: int, buckets: int = BUCKETS, beta: float = BETA) -> NgramLM:
-    """Count the n-grams of the training stream (documents in stream order)."""
+def fit_ngram(
+    stream: list[str],
+    order: int,
+    buckets: int = BUCKETS,
+    beta: float = BETA,
+    eval_at: list[int] | None = None,
+    check: Callable[[NgramLM, int], bool] | None = None,
+) -> tuple[NgramLM, bool]:
+    """Count the n-grams of the training stream (documents in stream order). When the tokens
+    counted reach a number in ``eval_at`` (exactly: the stream is cut there), ``check(model,
+    tokens)`` sees the model fitted on that prefix, a smaller-budget rung of the same stream; True
+    stops counting. Returns the model and whether it was stopped."""
     model = NgramLM(order, buckets, beta, VOCAB_SIZE)
+    points = sorted(eval_at or []) if check else []
     batch: list[str] = []
-    size = 0
+    size = pending = 0  # characters (chunking), tokens not yet counted (rungs)
     for text in stream:
         batch.append(text)
         size += len(text) + 1
-        if size >= CHUNK_TOKENS:
-            model.add(_document_tokens(batch))
-            batch, size = [], 0
+        pending += len(text.encode("utf-8")) + 1 if points else 0
+        if size < CHUNK_TOKENS and not (points and model.total + pending >= points[0]):
+            continue
+        tokens = _document_tokens(batch)
+        batch, size, pending = [], 0, 0
+        while points and model.total + len(tokens) >= points[0]:
+            cut = points.pop(0) - int(model.total)
+            model.add(tokens[:cut])
+            tokens = tokens[cut:]
+            if check is not None and check(model, int(model.total)):
+                return model, True
+        model.add(tokens)
     if batch:
         model.add(_document_tokens(batch))
-    return model
+    return model, False
 
 
 def ngram_bits_per_byte(model: NgramLM, texts: list[str]) -> tuple[float, int]:
@@ -75,11 +96,18 @@ def ngram_bits_per_byte(model: NgramLM, texts: list[str]) -> tuple[float, int]:
 
 
 class NgramTrained:
-    """What fitting took: the model, the tokens counted and the seconds."""
+    """What fitting took: the model, the tokens counted, the seconds, whether a rung stopped it."""
 
-    def __init__(self, stream: list[str], order: int) -> None:
+    def __init__(
+        self,
+        stream: list[str],
+        order: int,
+        eval_at: list[int] | None = None,
+        check: Callable[[NgramLM, int], bool] | None = None,
+    ) -> None:
         start = time.perf_counter()
-        self.model = fit_ngram(stream, order)
+        self.order = order
+        self.model, self.stopped_early = fit_ngram(stream, order, eval_at=eval_at, check=check)
         self.seconds = time.perf_counter() - start
         self.tokens = int(self.model.total)
         self.params = int(sum(int((row > 0).sum()) for row in self.model.grams))

@@ -92,6 +92,7 @@ def evaluate_recipe_output(
     seed: int = 0,
     eval_every: int | None = None,
     on_eval: OnEval | None = None,
+    eval_at: list[int] | None = None,
     out_dir: str | Path | None = None,
     device: str | None = None,
     threads: int | None = None,
@@ -113,7 +114,8 @@ def evaluate_recipe_output(
     if (order := ngram_order(preset)) is not None:
         if lm_eval_tasks or lm_eval_perplexity:
             raise ValueError(f"lm-eval scores a neural proxy; preset {preset!r} is a count model: use nano or larger")
-        return _count_model_result(order, stream, target_texts, pools, sample, seed, start, out_dir)
+        fit = NgramTrained(stream, order, eval_at, _scorer(target_texts, on_eval))
+        return _count_model_result(fit, target_texts, pools, sample, seed, start, out_dir)
     spec = get_preset(preset, **(preset_overrides or {}))
     packed = pack(stream, spec.seq_len, packing, seed)
     quick = {name: _head(texts, intermediate_bytes) for name, texts in target_texts.items()}
@@ -127,9 +129,10 @@ def evaluate_recipe_output(
         seed=seed,
         device=device,
         threads=threads,
-        evaluate=evaluate if eval_every else None,
+        evaluate=evaluate if eval_every or eval_at else None,
         eval_every=eval_every,
         on_eval=on_eval,
+        eval_at=eval_at,
     )
     scores = {name: bits_per_byte(trained.model, texts, seq_len=spec.seq_len) for name, texts in target_texts.items()}
     decontam = {
@@ -173,9 +176,20 @@ def evaluate_recipe_output(
     return result
 
 
+def _scorer(target_texts: dict[str, list[str]], on_eval: OnEval | None):
+    """``NgramTrained``'s callback at each ``eval_at`` count: score every target, ask ``on_eval``."""
+    if on_eval is None:
+        return None
+
+    def check(model, tokens: int) -> bool:
+        scores = {name: ngram_bits_per_byte(model, texts)[0] for name, texts in target_texts.items()}
+        return on_eval(0, tokens, scores)
+
+    return check
+
+
 def _count_model_result(
-    order: int,
-    stream: list[str],
+    trained: NgramTrained,
     target_texts: dict[str, list[str]],
     pools: dict,
     sample: MixtureSample,
@@ -183,8 +197,7 @@ def _count_model_result(
     start: float,
     out_dir: str | Path | None,
 ) -> ProxyResult:
-    """The ``ngram<k>`` presets: fit the count model on the stream, score every target in full."""
-    trained = NgramTrained(stream, order)
+    """The ``ngram<k>`` presets: the count model fitted on the stream, every target scored in full."""
     scores = {name: ngram_bits_per_byte(trained.model, texts) for name, texts in target_texts.items()}
     result = ProxyResult(
         bpb={name: bpb for name, (bpb, _) in scores.items()},
@@ -192,7 +205,7 @@ def _count_model_result(
         sources={name: vars(st) for name, st in sample.stats.items()},
         tokens=trained.tokens,
         budget=sample.budget,
-        preset=f"ngram{order}",
+        preset=f"ngram{trained.order}",
         params=trained.params,
         seed=seed,
         steps=0,
@@ -203,7 +216,7 @@ def _count_model_result(
         threads=1,
         train_seconds=trained.seconds,
         seconds=0.0,
-        pruned=False,
+        pruned=trained.stopped_early,
         packing={},
         contamination=contamination_report(_unique_texts(pools, sample), target_texts),
     )

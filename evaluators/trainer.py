@@ -70,8 +70,10 @@ def train(
     evaluate: EvalFn | None = None,
     eval_every: int | None = None,
     on_eval: OnEval | None = None,
+    eval_at: list[int] | None = None,
 ) -> TrainResult:
-    """One pass over ``sequences`` ((n, seq_len) token ids; ``PAD_ID`` = not trained on)."""
+    """One pass over ``sequences`` ((n, seq_len) token ids; ``PAD_ID`` = not trained on). Evaluates
+    every ``eval_every`` tokens, or once each time the tokens seen pass a count in ``eval_at``."""
     if sequences.ndim != 2 or sequences.shape[1] != preset.seq_len:
         raise ValueError(f"sequences must be (n, {preset.seq_len}); got {sequences.shape}")
     dev = pick_device(device)
@@ -96,7 +98,8 @@ def train(
         threads=n_threads,
         stopped_early=False,
     )
-    next_eval = eval_every or 0
+    points = sorted(eval_at or [])
+    next_eval = points.pop(0) if points else (eval_every or 0)
     train_seconds, positions = 0.0, 0
     model.train()
     for step in range(total_steps):
@@ -119,8 +122,10 @@ def train(
         result.tokens += int((batch != PAD_ID).sum())
         result.steps = step + 1
         result.losses.append((step, result.tokens, loss_value))
-        if evaluate and eval_every and result.tokens >= next_eval and step + 1 < total_steps:
-            next_eval += eval_every
+        if evaluate and next_eval and result.tokens >= next_eval and step + 1 < total_steps:
+            while points and points[0] <= result.tokens:
+                points.pop(0)
+            next_eval = points.pop(0) if points else (0 if eval_at else next_eval + (eval_every or 0))
             scores = evaluate(model)
             model.train()
             result.evals.append((step, result.tokens, scores))

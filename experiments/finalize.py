@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from experiments.confirm import ConfirmResult, OnRun, confirm_recipes, hurting_steps, run_confirm
 from experiments.confirm_log import ConfirmLog, setup_fingerprint
+from experiments.fidelity import trials_per_rung
 from experiments.report import write_report
 from experiments.study import Search, signals_raise_interrupt, trial_summary
 from experiments.surrogate import Observed, predict_optimum
@@ -115,8 +116,18 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
     dropped_steps = [f"{i} {predicted.steps[i].op}" for i in dropped]
     recommended.save(search.folder / "recommended.yaml")
     trials = [trial_summary(t) for t in study.get_trials(deepcopy=False)]
+    proxy = search.config.proxy
+    rungs = trials_per_rung(study.trials, proxy.tokens, proxy.rungs) if proxy.rungs > 1 else None
     report, plots = write_report(
-        search.folder, study, trials, search.space.simplex, prediction, predicted.to_yaml(), result, dropped_steps
+        search.folder,
+        study,
+        trials,
+        search.space.simplex,
+        prediction,
+        predicted.to_yaml(),
+        result,
+        dropped_steps,
+        rungs,
     )
     final = {
         "prediction": prediction.model_dump(),
@@ -125,6 +136,7 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
         "recommended_recipe": str(search.folder / "recommended.yaml"),
         "recommended_recipe_id": recommended.recipe_id(),
         "dropped_steps": dropped_steps,
+        "rungs": rungs,
         "best_trial": best_trial.number,
         "best_observed": best_trial.values[0],
         "confirm": result.model_dump() if result else None,

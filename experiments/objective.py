@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from experiments.fidelity import rung_step, rung_tokens
 from experiments.search_config import SearchConfig
 from experiments.targets import exclude_held_out
 from operators import Manifest, Recipe, run_recipe
@@ -60,11 +61,12 @@ def evaluate_trial(
     out.drop_rates = drop_rates(manifest)
 
     reporting = 0.0  # the pruner's storage writes happen inside training, but are search overhead
+    rung = iter(rung_step(k) for k in range(config.proxy.rungs - 1)) if config.proxy.rungs > 1 else None
 
     def on_eval(step: int, tokens_seen: int, scores: dict[str, float]) -> bool:
         nonlocal reporting
         began = time.perf_counter()
-        stop = report(step, weighted(scores, config))
+        stop = report(next(rung) if rung else step, weighted(scores, config))
         reporting += time.perf_counter() - began
         if stop:
             out.pruned, out.pruned_at = True, step
@@ -91,6 +93,7 @@ def train_and_score(
     from evaluators.proxy import evaluate_recipe_output
 
     p = config.proxy
+    lower_rungs = rung_tokens(p.tokens, p.rungs)[:-1]
     res = evaluate_recipe_output(
         run_dir,
         recipe.mixture,
@@ -98,7 +101,8 @@ def train_and_score(
         preset=p.preset,
         tokens=p.tokens,
         seed=seed,
-        eval_every=p.eval_every or max(1, p.tokens // 4),
+        eval_every=None if lower_rungs else p.eval_every or max(1, p.tokens // 4),
+        eval_at=lower_rungs or None,
         on_eval=on_eval,
         out_dir=out_dir,
         preset_overrides={"seq_len": p.seq_len},

@@ -96,6 +96,7 @@ def write_report(
     predicted_yaml: str,
     confirm: ConfirmResult | None,
     dropped_steps: list[str] | None = None,
+    rungs: list[dict[str, Any]] | None = None,
 ) -> tuple[Path, list[Path]]:
     """Write report.md and the PNGs; returns the report path and the plot paths."""
     plots: list[Path] = [plot_history(trials, folder / "history.png")]
@@ -124,6 +125,15 @@ def write_report(
         lines += _confirm_section(confirm) + _ablation_section(confirm, dropped_steps or [])
     if importances:
         lines += ["## Parameter importances", "", *[f"- `{k}`: {v:.3f}" for k, v in importances.items()], ""]
+    if rungs:
+        lines += [
+            "## Fidelity rungs (successive halving)",
+            "",
+            "| rung | proxy tokens | trials scored | stopped there |",
+            "|---|---|---|---|",
+            *[f"| {r['rung']} | {r['tokens']:,} | {r['trials']} | {r['stopped']} |" for r in rungs],
+            "",
+        ]
     lines += ["## Trials", "", "| # | state | objective | params |", "|---|---|---|---|"]
     for t in trials:
         obj = f"{t['objective']:.4f}" if t["objective"] is not None else ""

@@ -32,6 +32,9 @@ class ProxySpec(BaseModel):
         0, ge=0, description="training tokens between intermediate evaluations (0 = 4 per run; count models: none)"
     )
     seq_len: int | None = Field(None, gt=1, description="context length of the proxy (None: the preset's)")
+    rungs: int = Field(
+        1, ge=1, le=4, description="fidelity rungs 3x apart ending at `tokens` (successive halving; 1: none)"
+    )
 
     @field_validator("preset")
     @classmethod

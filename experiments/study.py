@@ -27,6 +27,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from experiments.fidelity import halving_pruner
 from experiments.objective import TrialOutcome, evaluate_trial, failure_text
 from experiments.search_config import SearchConfig
 from experiments.targets import prepare_targets
@@ -107,7 +108,7 @@ class Search:
             storage=f"sqlite:///{self.folder / 'study.db'}",
             study_name=self.config.study_name,
             sampler=optuna.samplers.RandomSampler(seed=0),  # replaced below, once the trial count is known
-            pruner=make_pruner(self.config.pruner),
+            pruner=make_pruner(self.config.pruner, self.config.proxy.rungs),
             directions=directions,
             load_if_exists=True,
         )
@@ -369,7 +370,11 @@ def _tpe(seed: int) -> optuna.samplers.TPESampler:
         return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed, n_startup_trials=5)
 
 
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, rungs: int = 1) -> optuna.pruners.BasePruner:
+    """``rungs`` > 1: successive halving over the proxy's token rungs (``experiments.fidelity``),
+    whichever pruner is named, unless it is ``none``."""
+    if rungs > 1 and name != "none":
+        return halving_pruner()
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
     if name == "halving":

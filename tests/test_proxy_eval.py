@@ -135,3 +135,25 @@ def test_intermediate_evals_feed_a_pruning_callback(run_dir):
     assert calls[0][1] >= 12_000 and calls[1][1] >= 24_000 and result.tokens == calls[1][1] < 40_000
     assert set(calls[0][2]) == {"code", "books"} and result.curve[1].bpb == calls[1][2]
     assert result.model_dir is None
+
+
+def test_rung_evals_happen_once_each_at_the_given_token_counts(run_dir):
+    calls = []
+
+    def record(step, tokens, bpb):
+        calls.append(tokens)
+        return False
+
+    result = evaluate_recipe_output(
+        run_dir,
+        Mixture(weights={"code": 1.0}),
+        TARGETS,
+        tokens=54_000,
+        eval_at=[18_000, 6_000],
+        on_eval=record,
+        threads=1,
+        intermediate_bytes=4_000,
+    )
+    step_tokens = 8 * 256  # nano: a batch of 8 sequences of 256 tokens
+    assert len(calls) == 2 and 6_000 <= calls[0] < 6_000 + step_tokens and 18_000 <= calls[1] < 18_000 + step_tokens
+    assert not result.pruned and [p.tokens for p in result.curve] == calls

@@ -428,3 +428,36 @@ def test_a_second_resume_of_a_running_search_is_refused_before_ray_starts(shared
     assert res.returncode == 2, res.stderr[-2000:]
     assert f"already running (pid {holder.pid})" in " ".join(res.stderr.split())
     assert "search folder:" not in res.stderr and "Ray" not in res.stderr  # refused before Ray started
+
+
+def test_rungs_score_trials_on_a_third_and_a_ninth_of_the_tokens_and_halve_them(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    from experiments.fidelity import trials_per_rung
+    from experiments.study import Search
+    from operators import load_recipe
+
+    recipe_path, space_path = _write_inputs(shared_data, tmp_path, 8)
+    space = yaml.safe_load(space_path.read_text())
+    space["proxy"] = {"preset": "ngram3", "tokens": 45000, "rungs": 3}
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        search = Search.create(tmp_path / "s", load_recipe(recipe_path), space, n_trials=8, seed=2)
+        assert type(search.study().pruner).__name__ == "SuccessiveHalvingPruner"
+        search.run()
+        trials = search.study().trials
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    trained = [t for t in trials if "reused_from" not in t.user_attrs]
+    complete = [t for t in trained if t.state.name == "COMPLETE"]
+    pruned = [t for t in trained if t.state.name == "PRUNED"]
+    assert complete and pruned and len(complete) + len(pruned) == len(trained)
+    assert all(set(t.intermediate_values) == {1, 3} for t in complete)
+    assert all(t.user_attrs["proxy"]["tokens"] > 15000 for t in complete)
+    assert all(max(t.intermediate_values) in (1, 3) for t in pruned)
+    assert {t.user_attrs["proxy"]["tokens"] for t in pruned} <= {5000, 15000}  # counting stopped at a rung
+    rows = trials_per_rung(trials, 45000, 3)
+    assert [r["tokens"] for r in rows] == [5000, 15000, 45000]
+    assert rows[0]["trials"] == len(trained) and rows[2]["trials"] == len(complete)
+    assert rows[0]["trials"] >= rows[1]["trials"] >= rows[2]["trials"]
+    assert sum(r["stopped"] for r in rows) == len(pruned)
