@@ -76,6 +76,9 @@ def test_demo_review_resume_report_and_replay(tmp_path: Path) -> None:
     assert f"run {run_id} " in res.stderr.split("profile:")[0]  # named before any work
     assert (home / "last_run").read_text().strip() == run_id
     assert "awaiting_review: True" in dataplan(home, "status", run_id).stdout
+    listed = json.loads(dataplan(home, "runs", "--json").stdout)
+    assert [(r["run_id"], r["next"]) for r in listed] == [(run_id, ["review"])]
+    assert dataplan(home, "runs").stdout.startswith(f"{run_id}  proposed")
 
     status = json.loads(dataplan(home, "status", run_id, "--json").stdout)
     assert status["awaiting_review"] and status["next"] == ["review"] and status.get("search_dir") is None

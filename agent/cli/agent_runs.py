@@ -19,8 +19,8 @@ YES = typer.Option(False, "--yes", "-y", help="approve the proposal without revi
 
 
 def register(app: typer.Typer) -> None:
-    for fn, name in ((plan, "plan"), (review, "review"), (resume, "resume"), (history, "history"), (status, "status")):
-        app.command(name)(fn)
+    for fn in (plan, review, resume, history, status, runs):
+        app.command(fn.__name__)(fn)
 
 
 def plan(
@@ -262,8 +262,46 @@ def status(run_id: str = typer.Argument(...), as_json: bool = typer.Option(False
         print_json(out)
         return
     for key, value in out.items():
-        shown = ", ".join(f"{k} {n}" for k, n in value.items() if n) if isinstance(value, dict) else value
+        if isinstance(value, dict):
+            shown = ", ".join(f"{k} {n}" for k, n in value.items() if n)
+        else:
+            shown = ", ".join(value) if isinstance(value, list) else value
         print(f"{key + ':':<16} {shown if shown not in (None, [], '') else '-'}")
+
+
+def runs(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """The agent runs in this workspace, most recently updated first: id, status, what runs next,
+    last update and the goal."""
+    from agent.graph import build_graph, open_checkpointer, thread
+
+    graph = build_graph(open_checkpointer())
+    rows = []
+    folders = (workspace() / "runs").glob("*") if (workspace() / "runs").is_dir() else []
+    for folder in folders:
+        snap = graph.get_state(thread(folder.name))
+        if not snap.values:
+            continue
+        rows.append(
+            {
+                "run_id": folder.name,
+                "status": snap.values.get("status"),
+                "next": list(snap.next),
+                "updated": snap.created_at,
+                "goal": snap.values.get("goal_text", ""),
+            }
+        )
+    rows.sort(key=lambda r: r["updated"] or "", reverse=True)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no agent runs in this workspace; start one with `dataplan plan GOAL --data SRC`")
+        return
+    for r in rows:
+        goal = r["goal"] if len(r["goal"]) <= 60 else r["goal"][:57] + "..."
+        print(
+            f"{r['run_id']}  {r['status'] or '-':<10} {', '.join(r['next']) or 'end':<10} {r['updated'][:19]}  {goal}"
+        )
 
 
 def _started_search(run_id: str) -> str | None:
