@@ -136,7 +136,15 @@ def search(state: PlanState) -> PlanState:
     logs = []
     if not (Path(folder) / "search.json").exists():
         p = state["proposal"]
-        args = {"dir": folder, "recipe": p["recipe"], "space": p["space"], "trials": goal.trials, "seed": 0}
+        labels = {"dataplan.run_id": state["run_id"], "dataplan.goal": goal.text[:500]}
+        args = {
+            "dir": folder,
+            "recipe": p["recipe"],
+            "space": p["space"],
+            "trials": goal.trials,
+            "seed": 0,
+            "labels": labels,
+        }
         res, log = _call("search", "start_search", args, state["approved_budget"])
         logs.append(log)
         if not res.ok:
@@ -205,6 +213,12 @@ def build_graph(checkpointer: SqliteSaver):
     g.add_conditional_edges("reflect", _after_reflect, ["search", "finalize"])
     g.add_edge("finalize", END)
     return g.compile(checkpointer=checkpointer)
+
+
+def run_ids(checkpointer: SqliteSaver) -> list[str]:
+    """Every run (thread) the checkpointer holds."""
+    checkpointer.setup()
+    return [row[0] for row in checkpointer.conn.execute("SELECT DISTINCT thread_id FROM checkpoints")]
 
 
 def open_checkpointer() -> SqliteSaver:

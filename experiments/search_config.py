@@ -112,6 +112,9 @@ class SearchConfig(BaseModel):
         description="with warm_start: trials enqueued after the proposal with mixtures drawn around its weights",
     )
     enqueued: list[dict[str, Any]] = Field(default_factory=list)
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="MLflow tags of the search's parent and trial runs (the agent: run id, goal)"
+    )
     targets: list[Target] = Field(default_factory=list, description="the prepared targets every trial scores")
     finalize: FinalizeSpec = Field(default_factory=FinalizeSpec)
 

@@ -87,14 +87,14 @@ class Search:
         for params in config.enqueued:
             study.enqueue_trial(params, skip_if_exists=True)
         mlflow = mlflow_client()
-        with mlflow.start_run(run_name=f"search:{folder.name}") as run:
+        with mlflow.start_run(run_name=f"search:{config.labels.get('dataplan.run_id', folder.name)}") as run:
             mlflow.log_params(
                 flat_params(
                     "search",
                     {"sampler": config.sampler, "n_trials": config.n_trials, "proxy": config.proxy.model_dump()},
                 )
             )
-            mlflow.set_tags({"dataplan.kind": "search", "dataplan.dir": str(folder)})
+            mlflow.set_tags({"dataplan.kind": "search", "dataplan.dir": str(folder), **config.labels})
             mlflow.log_text(config.recipe_yaml, "base_recipe.yaml")
         config.mlflow_parent_run = run.info.run_id
         config.save(folder)
@@ -189,7 +189,7 @@ class Search:
         recipe_id = recipe.recipe_id()
         if (earlier := _finished_with(trial.study, recipe_id)) is not None:
             return _reuse(trial, earlier, multi)
-        tags = {"dataplan.trial": str(trial.number), "dataplan.recipe_id": recipe_id}
+        tags = {"dataplan.trial": str(trial.number), "dataplan.recipe_id": recipe_id, **self.config.labels}
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, tags=tags) as child:
             trial.set_user_attr("recipe_id", recipe_id)
             trial.set_user_attr("mlflow_run", child.info.run_id)

@@ -101,6 +101,20 @@ def test_demo_review_resume_report_and_replay(tmp_path: Path) -> None:
     report = Path(status["final"]["report"]).read_text()
     assert "## Confirmation" in report and "natural_mixture" in report
 
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    found = client.search_runs(
+        [client.get_experiment_by_name("dataplan").experiment_id], f"tags.`dataplan.run_id` = '{run_id}'"
+    )
+    parent = [r for r in found if r.data.tags.get("dataplan.kind") == "search"]
+    assert len(parent) == 1 and parent[0].info.run_name == f"search:{run_id}"
+    trials = [r for r in found if "dataplan.trial" in r.data.tags]
+    assert len(trials) == 3 and all(r.data.tags["dataplan.goal"].startswith("a pretraining mix") for r in trials)
+    for r in trials:  # the weights trained on, summing to 1, not the simplex draws
+        weights = [float(v) for k, v in r.data.params.items() if k.startswith("weight.")]
+        assert len(weights) >= 2 and sum(weights) == pytest.approx(1.0, abs=1e-4)
+
     nodes = [r["node"] for r in json.loads(dataplan(home, "history", run_id, "--json").stdout)]
     for node in ("understand_goal", "profile", "propose", "review", "search", "reflect", "finalize"):
         assert node in nodes

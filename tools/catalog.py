@@ -151,6 +151,7 @@ class StartSearch(_In):
     trials: int = Field(10, gt=0, le=10_000)
     sampler: str = "tpe"
     seed: int = 0
+    labels: dict[str, str] = Field(default_factory=dict, description="MLflow tags of the search's runs")
 
 
 def _search_cost(trials: int, space: dict[str, Any]) -> float:
@@ -166,7 +167,9 @@ def _search_cost(trials: int, space: dict[str, Any]) -> float:
 def start_search(a: StartSearch) -> dict[str, Any]:
     from experiments.study import Search
 
-    s = Search.create(a.dir, _recipe(a.recipe), a.space, n_trials=a.trials, sampler=a.sampler, seed=a.seed)
+    s = Search.create(
+        a.dir, _recipe(a.recipe), a.space, n_trials=a.trials, sampler=a.sampler, seed=a.seed, labels=a.labels
+    )
     return {"dir": str(s.folder), "n_trials": s.config.n_trials, "targets": [t.name for t in s.config.targets]}
 
 

@@ -272,18 +272,18 @@ def status(run_id: str = typer.Argument(...), as_json: bool = typer.Option(False
 def runs(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """The agent runs in this workspace, most recently updated first: id, status, what runs next,
     last update and the goal."""
-    from agent.graph import build_graph, open_checkpointer, thread
+    from agent.graph import build_graph, open_checkpointer, run_ids, thread
 
-    graph = build_graph(open_checkpointer())
+    checkpointer = open_checkpointer()
+    graph = build_graph(checkpointer)
     rows = []
-    folders = (workspace() / "runs").glob("*") if (workspace() / "runs").is_dir() else []
-    for folder in folders:
-        snap = graph.get_state(thread(folder.name))
+    for run_id in run_ids(checkpointer):
+        snap = graph.get_state(thread(run_id))
         if not snap.values:
             continue
         rows.append(
             {
-                "run_id": folder.name,
+                "run_id": run_id,
                 "status": snap.values.get("status"),
                 "next": list(snap.next),
                 "updated": snap.created_at,
