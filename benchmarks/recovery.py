@@ -14,9 +14,9 @@ finalize (paired confirmation against the proposal and the baselines, and the pe
 
 Scoring, per task, from ground truth the task carries (``meta.kind`` of every web document, in its id):
 
-- the *junk-removing* steps: the proposal's steps that, run as proposed, remove at least
-  ``MIN_KIND_SHARE`` of the documents of some junk kind, and whose drops are at least
-  ``MIN_JUNK_SHARE`` junk (read from the proposal run's ledger);
+- the *junk-removing* steps: the proposal's filter, dedup and selection steps that, each run alone
+  (the proposal with the others off), remove at least ``MIN_KIND_SHARE`` of the documents of some
+  junk kind, and whose drops are at least ``MIN_JUNK_SHARE`` junk (read from the ledger);
 - the *recovered* steps: enabled in the final (recommended) recipe and shown to help by its
   ablation (the paired interval of "recipe minus recipe without the step" below zero);
 - ``recall`` = junk-removing steps recovered / junk-removing steps; ``precision`` = recovered
@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from agent.planners.choices import switchable  # noqa: E402
 from benchmarks.corpora import JUNK_KINDS, DirtyRates, build_task, goal_overrides  # noqa: E402
 from operators import ray_session, recipe_from_dict, run_recipe, shared_data_dir  # noqa: E402
 
@@ -89,34 +90,46 @@ def run_agent(task: dict, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def junk_removing(proposal: dict, task: dict, out: Path) -> dict[int, dict[str, Any]]:
-    """Step index -> what it removes (per kind), for the proposal's steps that remove junk, from
-    the ledger of the proposal run as proposed."""
-    run_recipe(recipe_from_dict(proposal, base_dir="/"), out)
-    ledger = pq.read_table(out / "ledger.parquet", columns=["id", "source", "status", "step", "op"]).to_pylist()
+    """Step index -> what it removes (per kind), for the proposal's filter, dedup and selection
+    steps that remove junk. Each is judged alone (the proposal with every other such step off, the
+    cleaning steps kept), so two steps that remove the same junk both count, whichever runs first."""
     totals = {k: n for k, n in task["web"]["documents"].items() if k in JUNK_KINDS and n}
-    steps: dict[int, dict[str, Any]] = {}
-    for row in ledger:
-        if row["status"] != "dropped" or row["step"] is None or row["step"] < 0:
-            continue
-        kind = row["id"].split("/", 1)[0] if row["source"] == "web" else "clean"
-        entry = steps.setdefault(row["step"], {"op": row["op"], "dropped": 0, "junk": 0, "kinds": {}})
-        entry["dropped"] += 1
-        if kind in totals:
-            entry["junk"] += 1
-            entry["kinds"][kind] = entry["kinds"].get(kind, 0) + 1
     found = {}
-    for index, entry in steps.items():
+    for index, step in enumerate(proposal["steps"]):
+        if not switchable(step["op"]) or step.get("enabled", True) is False:
+            continue
+        alone = json.loads(json.dumps(proposal))
+        for j, other in enumerate(alone["steps"]):
+            if j != index and switchable(other["op"]):
+                other["enabled"] = False
+        run_recipe(recipe_from_dict(alone, base_dir="/"), out / f"step{index}")
+        entry = _removed(out / f"step{index}" / "ledger.parquet", index, set(totals))
         shares = {k: n / totals[k] for k, n in entry["kinds"].items()}
         if shares and max(shares.values()) >= MIN_KIND_SHARE and entry["junk"] / entry["dropped"] >= MIN_JUNK_SHARE:
-            found[index] = {**entry, "kind_shares": shares}
+            found[index] = {"op": step["op"], **entry, "kind_shares": shares}
     return found
+
+
+def _removed(ledger_path: Path, index: int, kinds: set[str]) -> dict[str, Any]:
+    """Documents step ``index`` dropped: how many, how many were junk, per junk kind (web ids
+    start with their ``meta.kind``)."""
+    entry: dict[str, Any] = {"dropped": 0, "junk": 0, "kinds": {}}
+    for row in pq.read_table(ledger_path, columns=["id", "source", "status", "step"]).to_pylist():
+        if row["status"] != "dropped" or row["step"] != index:
+            continue
+        entry["dropped"] += 1
+        kind = row["id"].split("/", 1)[0] if row["source"] == "web" else "clean"
+        if kind in kinds:
+            entry["junk"] += 1
+            entry["kinds"][kind] = entry["kinds"].get(kind, 0) + 1
+    return entry
 
 
 def score(values: dict[str, Any], task: dict, work: Path) -> dict[str, Any]:
     final = values["final"]
     confirm = final["confirm"]
     proposal = values["proposal"]["recipe"]
-    needed = junk_removing(proposal, task, work / "proposal_run")
+    needed = junk_removing(proposal, task, work / "alone")
     recommended = recipe_from_dict(_yaml(final["recommended_recipe"]), base_dir="/")
     ablation = {g["step"]: g for g in confirm["ablations"] if g.get("step") is not None}
     recovered = {
