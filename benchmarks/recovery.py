@@ -89,6 +89,23 @@ def run_agent(task: dict, settings: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def refinalize(task: dict[str, Any]) -> dict[str, Any]:
+    """The final state of an earlier agent run on ``task`` in this workspace, finalized again by the
+    current code: its recorded confirmation trainings are reused and only what is new is trained
+    (the compute budget is re-approved as the current code sizes it)."""
+    from agent.goal import Goal
+    from agent.graph import build_graph, finalize, open_checkpointer, run_ids, thread
+
+    checkpointer = open_checkpointer()
+    graph = build_graph(checkpointer)
+    for run_id in run_ids(checkpointer):
+        values = graph.get_state(thread(run_id)).values
+        if values.get("data") == task["sources"] and values.get("search_dir"):
+            values["approved_budget"] = Goal.model_validate(values["goal"]).compute_budget()
+            return {**values, **finalize(values)}
+    raise RuntimeError(f"no searched agent run on {task['name']} in {os.environ['DATAPLAN_HOME']}")
+
+
 def junk_removing(proposal: dict, task: dict, out: Path) -> dict[int, dict[str, Any]]:
     """Step index -> what it removes (per kind), for the proposal's filter, dedup and selection
     steps that remove junk. Each is judged alone (the proposal with every other such step off, the
@@ -175,21 +192,31 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0, help="share of each task's documents")
     ap.add_argument("--confirm-seeds", type=int, default=None, help="first confirmation seeds (the goal's default)")
     ap.add_argument("--proxy-tokens", type=int, default=None, help="nano proxy tokens (confirmation: twice)")
+    ap.add_argument(
+        "--resume",
+        default=None,
+        help="the folder of an earlier run of this benchmark: finalize its agent runs again (reusing every "
+        "recorded training) and score them",
+    )
     args = ap.parse_args()
     names = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if unknown := sorted(set(names) - set(TASKS)):
         ap.error(f"unknown tasks {unknown}; known: {', '.join(TASKS)}")
-    root = Path(tempfile.mkdtemp(prefix="dataplan-recovery-"))
+    root = Path(args.resume).resolve() if args.resume else Path(tempfile.mkdtemp(prefix="dataplan-recovery-"))
     os.environ.setdefault("DATAPLAN_HOME", str(root / "home"))
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     out: dict[str, Any] = {"goal": GOAL, "rules": {"min_kind_share": MIN_KIND_SHARE, "min_junk_share": MIN_JUNK_SHARE}}
     with ray_session():
         for name in names:
             start = time.perf_counter()
-            task = build_task(root / name, shared_data_dir(), scale=args.scale, rates=TASKS[name])
-            task["name"] = name
-            given = {"trials": args.trials, "confirm_seeds": args.confirm_seeds, "proxy_tokens": args.proxy_tokens}
-            values = run_agent(task, {k: v for k, v in given.items() if v is not None})
+            if args.resume:
+                task = {**json.loads((root / name / "task.json").read_text()), "name": name}
+                values = refinalize(task)
+            else:
+                task = build_task(root / name, shared_data_dir(), scale=args.scale, rates=TASKS[name])
+                task["name"] = name
+                given = {"trials": args.trials, "confirm_seeds": args.confirm_seeds, "proxy_tokens": args.proxy_tokens}
+                values = run_agent(task, {k: v for k, v in given.items() if v is not None})
             out[name] = {**score(values, task, root / name), "web": task["web"], "seconds": time.perf_counter() - start}
             print(name, json.dumps({k: out[name][k] for k in ("recall", "precision", "recovered")}), flush=True)
     done = [out[n] for n in names]

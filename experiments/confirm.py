@@ -271,7 +271,7 @@ def run_confirm(
             runs.train(name, seeds)
         gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
     scores = [runs.score(n) for n in recipes]
-    table = [runs.gap(n, ABLATION_VERDICTS).model_copy(update={"step": i}) for n, (i, _) in ablations.items()]
+    table = _ablation_table(runs, ablations, initial, max_seeds)
     if "natural_mixture" in recipes and ablate:
         table.append(runs.gap("natural_mixture", ABLATION_VERDICTS).model_copy(update={"baseline": "mixture_natural"}))
     return ConfirmResult(
@@ -287,14 +287,39 @@ def run_confirm(
     )
 
 
+def _ablation_table(
+    runs: _Runs, ablations: dict[str, tuple[int, Recipe]], seeds: list[int], max_seeds: int
+) -> list[Gap]:
+    """One paired gap per ablated step, adding seeds (to the recipe and the undecided ablations
+    only) while a step's effect is still within noise, up to ``max_seeds``."""
+
+    def table() -> list[Gap]:
+        return [runs.gap(n, ABLATION_VERDICTS).model_copy(update={"step": i}) for n, (i, _) in ablations.items()]
+
+    rows = table()
+    while len(seeds) < max_seeds and (open_ := [g.baseline for g in rows if _undecided(g)]):
+        seeds = [*seeds, max(seeds) + 1]
+        runs.train(PREDICTED, seeds)
+        for name in open_:
+            runs.train(name, seeds, search_scale=False)
+        rows = table()
+    return rows
+
+
+def _undecided(gap: Gap) -> bool:
+    """Within noise, and not because the step changes nothing (every paired difference exactly 0:
+    the recipe without it trains on the same data, and more seeds cannot change that)."""
+    return gap.verdict == ABLATION_VERDICTS[2] and any(d != 0 for d in gap.diffs)
+
+
 CONFIRMED = 7
 """Recipes a confirmation trains at most: predicted, best observed, proposal and four baselines."""
 
 
 def confirm_cost(tokens: int, steps: int, seeds: int, max_seeds: int) -> float:
     """Training tokens a confirmation may spend at most: every recipe and ablation with ``seeds``
-    seeds, then every recipe again for each seed added (recipes sharing an id cost less)."""
-    return float(((CONFIRMED + steps) * seeds + CONFIRMED * max(0, max_seeds - seeds)) * tokens)
+    seeds, then each again for every seed added while it is undecided (recipes sharing an id cost less)."""
+    return float((CONFIRMED + steps) * max(seeds, max_seeds) * tokens)
 
 
 def hurting_steps(result: ConfirmResult) -> list[int]:
