@@ -150,3 +150,17 @@ def test_plan_confirmation_settings_size_the_budget_and_the_finalize_call() -> N
     assert Goal(**base, proxy_tokens=700).confirm_run_tokens == 1400  # the default: twice the proxy's
     with pytest.raises(ValueError, match="confirm_seeds"):
         Goal(**base, confirm_seeds=1)
+
+
+def test_records_stay_valid_when_the_proxy_spec_gains_a_field_that_does_not_change_a_result() -> None:
+    """``rungs`` only decides when a search stops a trial; a finished training's record made before
+    the field existed (or with another value) is still that training's result."""
+    from experiments.confirm_log import setup_fingerprint
+    from experiments.search_config import SearchConfig
+
+    config = SearchConfig.model_validate(
+        {"recipe_yaml": "", "base_dir": ".", "space": {}, "objective": {"targets": [{"name": "t", "files": ["t"]}]}}
+    )
+    rungs = config.model_copy(update={"proxy": config.proxy.model_copy(update={"rungs": 3})})
+    tokens = config.model_copy(update={"proxy": config.proxy.model_copy(update={"tokens": 1000})})
+    assert setup_fingerprint(rungs) == setup_fingerprint(config) != setup_fingerprint(tokens)
