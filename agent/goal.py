@@ -47,6 +47,9 @@ class Goal(BaseModel):
     )
     confirm_tokens: int | None = Field(None, gt=0, description="tokens per confirmation run (None: 2x proxy_tokens)")
     confirm_seeds: int = Field(3, ge=2, description="paired seeds each recipe is confirmed with")
+    ablation_max_seeds: int | None = Field(
+        None, ge=2, description="seeds an undecided ablation is grown to (None: as the baselines)"
+    )
     defaults: list[str] = Field(default_factory=list, description="fields that took a stated default")
 
     @property

@@ -182,6 +182,7 @@ def finalize(state: PlanState) -> PlanState:
         "confirm_tokens": goal.confirm_run_tokens,
         "seeds": list(range(goal.confirm_seeds)),
         "max_seeds": goal.confirm_max_seeds,
+        "ablation_max_seeds": goal.ablation_max_seeds,
     }
     res, log = _call("finalize", "finalize", args, state["approved_budget"])
     if not res.ok:

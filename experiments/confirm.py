@@ -246,11 +246,13 @@ def run_confirm(
     max_seeds: int = 5,
     ablate: bool = True,
     on_run: OnRun | None = None,
+    ablation_max_seeds: int | None = None,
 ) -> ConfirmResult:
     """Train ``recipes`` (the predicted-optimal one first) with ``seeds`` at the confirm scale, add
     seeds while a baseline comparison is undecided, and ablate each step of the predicted recipe.
     Trainings recorded in ``folder`` by an earlier, interrupted call are reused (``confirm_log``);
-    ``on_run`` hears of each training as it finishes."""
+    ``on_run`` hears of each training as it finishes; ``ablation_max_seeds`` caps the seeds an
+    undecided ablation grows to (None: ``max_seeds``)."""
     ablations = ablation_recipes(recipes[PREDICTED]) if ablate else {}
     all_recipes = {**recipes, **{n: r for n, (_, r) in ablations.items()}}
     runs = _Runs(folder, config, all_recipes, preset, tokens, on_run or _LISTENER.get())
@@ -271,7 +273,7 @@ def run_confirm(
             runs.train(name, seeds)
         gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
     scores = [runs.score(n) for n in recipes]
-    table = _ablation_table(runs, ablations, initial, max_seeds)
+    table = _ablation_table(runs, ablations, initial, ablation_max_seeds or max_seeds)
     if "natural_mixture" in recipes and ablate:
         table.append(runs.gap("natural_mixture", ABLATION_VERDICTS).model_copy(update={"baseline": "mixture_natural"}))
     return ConfirmResult(

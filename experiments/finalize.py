@@ -47,6 +47,7 @@ def finalize(
     max_seeds: int | None = None,
     ablate: bool | None = None,
     on_run: OnRun | None = None,
+    ablation_max_seeds: int | None = None,
 ) -> dict[str, Any]:
     """Fit the surrogates and write ``predicted_optimal.yaml`` (the optimum of the one with the lowest
     leave-one-out error where it beats the best trial beyond its uncertainty, else the best trial),
@@ -71,6 +72,7 @@ def finalize(
             "seeds": chosen,
             "max_seeds": max(spec.max_seeds, len(chosen)) if max_seeds is None else max_seeds,
             "ablate": spec.ablate if ablate is None else ablate,
+            "ablation_max_seeds": ablation_max_seeds,
         }
         return _finalize(search, settings, on_run)
 
@@ -107,6 +109,7 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
             max_seeds=settings["max_seeds"],
             ablate=settings["ablate"],
             on_run=on_run,
+            ablation_max_seeds=settings["ablation_max_seeds"],
         )
     dropped = hurting_steps(result) if result else []
     recommended = predicted.model_copy(deep=True)

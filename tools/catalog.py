@@ -248,6 +248,9 @@ class Finalize(_In):
         5, ge=2, description="seeds are added up to this many while a baseline comparison is undecided"
     )
     ablate: bool = Field(True, description="retrain the final recipe with each enabled step switched off")
+    ablation_max_seeds: int | None = Field(
+        None, ge=2, description="seeds an undecided ablation is grown to (None: max_seeds)"
+    )
 
 
 def _finalize_cost(a: Finalize) -> float:
@@ -277,6 +280,7 @@ def finalize(a: Finalize) -> dict[str, Any]:
         seeds=tuple(a.seeds),
         max_seeds=a.max_seeds,
         ablate=a.ablate,
+        ablation_max_seeds=a.ablation_max_seeds,
     )
 
 
