@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from agent.planners.choices import switchable  # noqa: E402
 from benchmarks.corpora import JUNK_KINDS, DirtyRates, build_task, goal_overrides  # noqa: E402
-from operators import ray_session, recipe_from_dict, run_recipe, shared_data_dir  # noqa: E402
+from operators import load_recipe, ray_session, recipe_from_dict, run_recipe, shared_data_dir  # noqa: E402
 
 GOAL = "a pretraining mix for a small model good at encyclopedic and biomedical English text, 2M tokens"
 NO_JUNK = {k: 0.0 for k in JUNK_KINDS}
@@ -147,7 +147,7 @@ def score(values: dict[str, Any], task: dict, work: Path) -> dict[str, Any]:
     confirm = final["confirm"]
     proposal = values["proposal"]["recipe"]
     needed = junk_removing(proposal, task, work / "alone")
-    recommended = recipe_from_dict(_yaml(final["recommended_recipe"]), base_dir="/")
+    recommended = load_recipe(final["recommended_recipe"])
     ablation = {g["step"]: g for g in confirm["ablations"] if g.get("step") is not None}
     recovered = {
         i: ablation[i]["verdict"]
@@ -176,12 +176,6 @@ def score(values: dict[str, Any], task: dict, work: Path) -> dict[str, Any]:
         "dropped_steps": final.get("dropped_steps", []),
         "seeds": confirm.get("seeds"),
     }
-
-
-def _yaml(path: str) -> dict:
-    import yaml
-
-    return yaml.safe_load(Path(path).read_text())
 
 
 def main() -> None:
