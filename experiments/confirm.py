@@ -188,7 +188,7 @@ class _Runs:
         recipe = self.recipes[name]
         trial_dir = self.folder / name / ("search_scale" if scale == "search" else f"seed{seed}")
         config = self.config if scale == "search" else self.big
-        out = evaluate_trial(recipe, trial_dir, config, _never, seed=seed)
+        out = evaluate_trial(recipe, trial_dir, config, None, seed=seed)
         entry = {
             "recipe_id": rid,
             "setup": setup,
@@ -327,10 +327,6 @@ def confirm_cost(tokens: int, steps: int, seeds: int, max_seeds: int) -> float:
 def hurting_steps(result: ConfirmResult) -> list[int]:
     """Indices of the steps whose removal lowered bits per byte beyond the paired interval."""
     return [g.step for g in result.ablations if g.step is not None and g.verdict == "hurts"]
-
-
-def _never(step: int, value: float) -> bool:
-    return False
 
 
 def paired_ci(diffs: list[float], level: float = 0.95) -> tuple[float, float]:

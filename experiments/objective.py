@@ -48,9 +48,10 @@ def weighted(bpb: dict[str, float], config: SearchConfig) -> float:
 
 
 def evaluate_trial(
-    recipe: Recipe, trial_dir: Path, config: SearchConfig, report: ReportFn, seed: int | None = None
+    recipe: Recipe, trial_dir: Path, config: SearchConfig, report: ReportFn | None, seed: int | None = None
 ) -> TrialOutcome:
-    """Run, train, score. ``report`` is called on every intermediate evaluation (the pruner)."""
+    """Run, train, score. ``report`` is called on every intermediate evaluation (the pruner); without
+    one (a confirmation training) the proxy is only scored once trained."""
     start = time.perf_counter()
     out = TrialOutcome()
     run_dir = trial_dir / "run"
@@ -73,7 +74,12 @@ def evaluate_trial(
         return stop
 
     result = train_and_score(
-        run_dir, recipe, config, seed if seed is not None else config.seed, on_eval, trial_dir / "proxy"
+        run_dir,
+        recipe,
+        config,
+        seed if seed is not None else config.seed,
+        on_eval if report else None,
+        trial_dir / "proxy",
     )
     out.bpb = result["bpb"]
     out.objective = weighted(out.bpb, config)
@@ -89,11 +95,12 @@ def evaluate_trial(
 def train_and_score(
     run_dir: Path, recipe: Recipe, config: SearchConfig, seed: int, on_eval, out_dir: Path
 ) -> dict[str, Any]:
-    """Train the configured proxy on ``run_dir`` with the recipe's mixture; bpb per target."""
+    """Train the configured proxy on ``run_dir`` with the recipe's mixture; bpb per target (and, when
+    ``on_eval`` is given, at each rung or every ``eval_every`` tokens on the way)."""
     from evaluators.proxy import evaluate_recipe_output
 
     p = config.proxy
-    lower_rungs = rung_tokens(p.tokens, p.rungs)[:-1]
+    lower_rungs = rung_tokens(p.tokens, p.rungs)[:-1] if on_eval else []
     res = evaluate_recipe_output(
         run_dir,
         recipe.mixture,
@@ -101,7 +108,7 @@ def train_and_score(
         preset=p.preset,
         tokens=p.tokens,
         seed=seed,
-        eval_every=None if lower_rungs else p.eval_every or max(1, p.tokens // 4),
+        eval_every=None if lower_rungs or not on_eval else p.eval_every or max(1, p.tokens // 4),
         eval_at=lower_rungs or None,
         on_eval=on_eval,
         out_dir=out_dir,
