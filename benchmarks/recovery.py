@@ -18,7 +18,9 @@ Scoring, per task, from ground truth the task carries (``meta.kind`` of every we
   (the proposal with the others off), remove at least ``MIN_KIND_SHARE`` of the documents of some
   junk kind, and whose drops are at least ``MIN_JUNK_SHARE`` junk (read from the ledger);
 - the *recovered* steps: enabled in the final (recommended) recipe and shown to help by its
-  ablation (the paired interval of "recipe minus recipe without the step" below zero);
+  ablation (the paired interval of "recipe minus recipe without the step" below zero), alone or,
+  for steps that stand in for each other, as one of a group ablated together
+  (``experiments.redundancy``);
 - ``recall`` = junk-removing steps recovered / junk-removing steps; ``precision`` = recovered
   steps that are junk-removing / recovered steps;
 - the confirmed gain of the final recipe over the proposal and over ``no_filtering`` (paired
@@ -149,10 +151,11 @@ def score(values: dict[str, Any], task: dict, work: Path) -> dict[str, Any]:
     needed = junk_removing(proposal, task, work / "alone")
     recommended = load_recipe(final["recommended_recipe"])
     ablation = {g["step"]: g for g in confirm["ablations"] if g.get("step") is not None}
+    helping_groups = [g["steps"] for g in confirm["ablations"] if g.get("steps") and g["verdict"] == "helps"]
     recovered = {
-        i: ablation[i]["verdict"]
+        i: "helps" if ablation[i]["verdict"] == "helps" else f"helps with {next(g for g in helping_groups if i in g)}"
         for i, step in enumerate(recommended.steps)
-        if step.enabled and i in ablation and ablation[i]["verdict"] == "helps"
+        if step.enabled and i in ablation and (ablation[i]["verdict"] == "helps" or any(i in g for g in helping_groups))
     }
     hits = sorted(set(recovered) & set(needed))
     gaps = {g["baseline"]: {k: g[k] for k in ("diff", "ci95", "verdict")} for g in confirm["gaps"]}
@@ -160,10 +163,15 @@ def score(values: dict[str, Any], task: dict, work: Path) -> dict[str, Any]:
         "junk_removing": {
             str(i): {k: e[k] for k in ("op", "dropped", "junk", "kind_shares")} for i, e in needed.items()
         },
-        "recovered": {str(i): recommended.steps[i].op for i in recovered},
+        "recovered": {str(i): f"{recommended.steps[i].op}: {how}" for i, how in recovered.items()},
         "ablation": {
             str(i): {"op": recommended.steps[i].op, "diff": g["diff"], "ci95": g["ci95"], "verdict": g["verdict"]}
             for i, g in ablation.items()
+        },
+        "group_ablation": {
+            "-".join(map(str, g["steps"])): {k: g[k] for k in ("diff", "ci95", "verdict")}
+            for g in confirm["ablations"]
+            if g.get("steps")
         },
         "hits": len(hits),
         "needed": len(needed),

@@ -8,7 +8,9 @@ seed's luck does to a recipe it does to the other, and the per-seed differences
 differences; a recipe compared with itself (the same recipe id) shares its runs and differs by
 exactly zero. While a comparison with a baseline is undecided (its interval contains zero), seeds
 are added one at a time up to ``max_seeds``. Ablations retrain the recipe with each enabled step
-switched off; a step whose removal lowers bits per byte beyond the interval hurts.
+switched off; a step whose removal lowers bits per byte beyond the interval hurts. Steps whose
+drops other steps would make anyway (``experiments.redundancy``) are also ablated together, so that
+two filters removing the same junk are credited jointly where neither shows an effect alone.
 The Spearman rank correlation between search-scale and confirm-scale scores says whether the small
 proxy ranks recipes the way the larger one does.
 """
@@ -27,6 +29,7 @@ from pydantic import BaseModel
 from experiments.baselines import BASELINES
 from experiments.confirm_log import ConfirmLog, Key, setup_fingerprint
 from experiments.objective import evaluate_trial
+from experiments.redundancy import redundancy_groups
 from experiments.search_config import SearchConfig
 from operators import Recipe
 
@@ -61,6 +64,8 @@ class Gap(BaseModel):
     diffs: list[float]
     step: int | None = None
     """For a step's ablation: the index of the step switched off."""
+    steps: list[int] | None = None
+    """For a grouped ablation: the indices of the redundant steps switched off together."""
 
 
 class ConfirmResult(BaseModel):
@@ -91,13 +96,25 @@ def confirm_recipes(predicted: Recipe, best: Recipe | None, proposal: Recipe | N
 def ablation_recipes(recipe: Recipe) -> dict[str, tuple[int, Recipe]]:
     """Name -> (step index, the recipe with that enabled step switched off), for each enabled step
     (the natural-mixture ablation is the ``natural_mixture`` baseline)."""
-    out = {}
-    for i, step in enumerate(recipe.steps):
-        if step.enabled:
-            variant = recipe.model_copy(deep=True)
-            variant.steps[i].enabled = False
-            out[f"{ABLATED}{i}_{step.op}"] = (i, variant)
-    return out
+    return {
+        f"{ABLATED}{i}_{step.op}": (i, without(recipe, (i,))) for i, step in enumerate(recipe.steps) if step.enabled
+    }
+
+
+def group_recipes(recipe: Recipe, groups: list[tuple[int, ...]]) -> dict[str, tuple[tuple[int, ...], Recipe]]:
+    """Name -> (step indices, the recipe with those steps switched off together), per group; names
+    read ``without_2-6_language_id-gopher_quality`` (characters MLflow accepts in a metric key)."""
+    return {
+        f"{ABLATED}{'-'.join(map(str, g))}_{'-'.join(recipe.steps[i].op for i in g)}": (g, without(recipe, g))
+        for g in groups
+    }
+
+
+def without(recipe: Recipe, indices: tuple[int, ...]) -> Recipe:
+    variant = recipe.model_copy(deep=True)
+    for i in indices:
+        variant.steps[i].enabled = False
+    return variant
 
 
 OnRun = Callable[[dict[str, Any]], None]
@@ -204,6 +221,13 @@ class _Runs:
         self.log.append(entry)
         return entry
 
+    def ledger(self, name: str) -> Path | None:
+        """The ledger of ``name``'s pipeline run at the confirm scale (None: not recorded)."""
+        rid = self.recipes[name].recipe_id()
+        entry = self.log.get((rid, self.setups["confirm"], min(self.values[rid])))
+        path = self.folder.parent / entry["dir"] / "run" / "ledger.parquet" if entry and "dir" in entry else None
+        return path if path and path.exists() else None
+
     def score(self, name: str) -> RecipeScore:
         rid = self.recipes[name].recipe_id()
         seeds = sorted(self.values[rid])
@@ -273,7 +297,14 @@ def run_confirm(
             runs.train(name, seeds)
         gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
     scores = [runs.score(n) for n in recipes]
-    table = _ablation_table(runs, ablations, initial, ablation_max_seeds or max_seeds)
+    cap = ablation_max_seeds or max_seeds
+    table = _ablation_table(runs, {n: {"step": i} for n, (i, _) in ablations.items()}, initial, cap)
+    if groups := _redundant(runs, table, offset=1 if config.held_out_ids else 0):
+        grouped = group_recipes(recipes[PREDICTED], groups)
+        runs.recipes.update({n: r for n, (_, r) in grouped.items()})
+        for name in grouped:
+            runs.train(name, initial, search_scale=False)
+        table += _ablation_table(runs, {n: {"steps": list(g)} for n, (g, _) in grouped.items()}, initial, cap)
     if "natural_mixture" in recipes and ablate:
         table.append(runs.gap("natural_mixture", ABLATION_VERDICTS).model_copy(update={"baseline": "mixture_natural"}))
     return ConfirmResult(
@@ -289,14 +320,13 @@ def run_confirm(
     )
 
 
-def _ablation_table(
-    runs: _Runs, ablations: dict[str, tuple[int, Recipe]], seeds: list[int], max_seeds: int
-) -> list[Gap]:
-    """One paired gap per ablated step, adding seeds (to the recipe and the undecided ablations
-    only) while a step's effect is still within noise, up to ``max_seeds``."""
+def _ablation_table(runs: _Runs, switched: dict[str, dict[str, Any]], seeds: list[int], max_seeds: int) -> list[Gap]:
+    """One paired gap per ablation (``switched``: its name -> the ``step`` or ``steps`` it switched
+    off), adding seeds (to the recipe and the undecided ablations only) while an effect is still
+    within noise, up to ``max_seeds``."""
 
     def table() -> list[Gap]:
-        return [runs.gap(n, ABLATION_VERDICTS).model_copy(update={"step": i}) for n, (i, _) in ablations.items()]
+        return [runs.gap(n, ABLATION_VERDICTS).model_copy(update=fields) for n, fields in switched.items()]
 
     rows = table()
     while len(seeds) < max_seeds and (open_ := [g.baseline for g in rows if _undecided(g)]):
@@ -306,6 +336,17 @@ def _ablation_table(
             runs.train(name, seeds, search_scale=False)
         rows = table()
     return rows
+
+
+def _redundant(runs: _Runs, table: list[Gap], offset: int) -> list[tuple[int, ...]]:
+    """The groups of redundant steps among those whose own ablation shows no measurable effect."""
+    candidates = {g.step: g.baseline for g in table if g.verdict == ABLATION_VERDICTS[2]}
+    ledgers = {i: runs.ledger(name) for i, name in candidates.items()}
+    recipe_ledger = runs.ledger(PREDICTED)
+    if recipe_ledger is None or any(path is None for path in ledgers.values()):
+        return []
+    hurting = frozenset(g.step for g in table if g.verdict == ABLATION_VERDICTS[1])
+    return redundancy_groups(recipe_ledger, ledgers, offset, exclude=hurting)
 
 
 def _undecided(gap: Gap) -> bool:
@@ -319,9 +360,10 @@ CONFIRMED = 7
 
 
 def confirm_cost(tokens: int, steps: int, seeds: int, max_seeds: int) -> float:
-    """Training tokens a confirmation may spend at most: every recipe and ablation with ``seeds``
-    seeds, then each again for every seed added while it is undecided (recipes sharing an id cost less)."""
-    return float((CONFIRMED + steps) * max(seeds, max_seeds) * tokens)
+    """Training tokens a confirmation may spend at most: every recipe and ablation (one per step and
+    at most one group per step) with ``seeds`` seeds, then each again for every seed added while it
+    is undecided (recipes sharing an id cost less)."""
+    return float((CONFIRMED + 2 * steps) * max(seeds, max_seeds) * tokens)
 
 
 def hurting_steps(result: ConfirmResult) -> list[int]:

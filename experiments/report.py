@@ -198,7 +198,10 @@ def _ablation_section(c: ConfirmResult, dropped_steps: list[str]) -> list[str]:
         "## What each step buys (ablation)",
         "",
         "The predicted-optimal recipe against itself with one step switched off (or its mixture made "
-        "natural), paired by seed: a negative effect lowers bits per byte, so the step helps.",
+        "natural), paired by seed: a negative effect lowers bits per byte, so the step helps. Rows "
+        "naming several steps (`without_2-6_...`) switch off together steps whose drops the others "
+        "would mostly make anyway (read from the ablations' ledgers): redundant steps show no effect "
+        "alone, so they are judged as a group.",
         "",
         "| step | effect on target bpb | 95% CI | seeds | verdict |",
         "|---|---|---|---|---|",

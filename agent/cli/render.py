@@ -94,6 +94,7 @@ def render_comparisons(final: dict[str, Any]) -> None:
                 .replace("_", " ", 1)
                 .replace("mixture natural", "mixture: natural")
             )
+            step += " (together)" if g.get("steps") else ""
             effect = f"{g['diff']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
             table.add_row(step, effect, str(len(g["seeds"])), g["verdict"])
         console.print(table)

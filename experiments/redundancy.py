@@ -1,0 +1,57 @@
+"""Redundant steps: the ones whose drops other steps of the same recipe would make anyway.
+
+Leave-one-out ablation credits a step only with what no other step does: when two filters both
+remove gibberish, switching either off changes little, and each reads "no measurable effect" though
+together they may matter a great deal. Grouped variable importance (Gregorutti, Michel and
+Saint-Pierre 2015, "Grouped variable importance with random forests and application to multiple
+functional data analysis") answers the same question for correlated features by removing the
+correlated group at once. Here the groups are read from the ledgers the single-step ablations
+already wrote: a document that step ``i`` drops in the recipe and step ``j`` drops once ``i`` is
+off is one ``j`` *catches* for ``i``. When other steps catch at least ``MIN_CAUGHT`` of ``i``'s
+drops, ``i`` and every step catching at least ``MIN_PARTNER`` of them form a group, which the
+confirmation ablates together.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+MIN_CAUGHT = 0.5
+"""Share of a step's drops that other steps must catch for it to count as redundant."""
+MIN_PARTNER = 0.2
+"""Share of a redundant step's drops one other step must catch to join its group."""
+
+
+def ledger_fates(ledger: Path) -> dict[tuple[str, str], int | None]:
+    """(source, id) -> the ledger step index that dropped the document (None: kept)."""
+    rows = pq.read_table(ledger, columns=["id", "source", "status", "step"]).to_pylist()
+    return {(r["source"], r["id"]): r["step"] if r["status"] == "dropped" else None for r in rows}
+
+
+def redundancy_groups(
+    recipe_ledger: Path, without: dict[int, Path], offset: int = 0, exclude: frozenset[int] = frozenset()
+) -> list[tuple[int, ...]]:
+    """Groups of recipe step indices to ablate together, in step order, without repeats.
+
+    ``recipe_ledger``: the ledger of the recipe; ``without``: step index -> the ledger of the recipe
+    with that step off (the candidates); ``offset``: ledger step index minus recipe step index (the
+    steps a run puts first, such as the held-out exclusion); ``exclude``: steps never made partners
+    (those that hurt on their own)."""
+    fates = ledger_fates(recipe_ledger)
+    groups: list[tuple[int, ...]] = []
+    for i, path in sorted(without.items()):
+        mine = [doc for doc, step in fates.items() if step == i + offset]
+        if not mine:
+            continue
+        there = ledger_fates(path)
+        catchers = Counter(there[d] - offset for d in mine if there.get(d) is not None and there[d] >= offset)
+        if sum(catchers.values()) < MIN_CAUGHT * len(mine):
+            continue
+        partners = {j for j, n in catchers.items() if n >= MIN_PARTNER * len(mine) and j not in exclude}
+        group = tuple(sorted({i, *partners}))
+        if len(group) > 1 and group not in groups:
+            groups.append(group)
+    return groups

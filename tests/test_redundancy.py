@@ -1,0 +1,98 @@
+"""Redundant steps are found from real ledgers and ablated together, on real SPDX license texts.
+
+The recipe: ``length_filter`` (min 300 words), ``gopher_quality`` with only its 200-word minimum,
+and a ``length_filter`` dropping documents over 3,000 words. The 200-word rule drops almost nothing
+once the 300-word one has run, but catches most of what that one drops when it is off: the two form a
+group. Nothing catches the long documents: the third step stays alone."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+NO_GOPHER_RULES = dict.fromkeys(
+    [
+        "max_words",
+        "min_mean_word_length",
+        "max_mean_word_length",
+        "max_symbol_word_ratio",
+        "max_bullet_lines_ratio",
+        "max_ellipsis_lines_ratio",
+        "min_alpha_words_ratio",
+        "min_stop_words",
+    ]
+)
+
+
+def _recipe(shared: Path):
+    from operators import recipe_from_dict
+
+    legal = str(shared / "domains/legal_spdx_license_texts.jsonl")
+    code = str(shared / "domains/code_python_thealgorithms.jsonl")
+    return recipe_from_dict(
+        {
+            "name": "redundant",
+            "sources": [{"name": "legal", "uri": legal}, {"name": "code", "uri": code}],
+            "steps": [
+                {"op": "length_filter", "params": {"min_words": 300}},
+                {"op": "gopher_quality", "params": {"min_words": 200, **NO_GOPHER_RULES}},
+                {"op": "length_filter", "params": {"max_words": 3000}},
+            ],
+            "mixture": {"weights": {"legal": 0.5, "code": 0.5}, "max_epochs": 4},
+        }
+    )
+
+
+def test_redundancy_groups_from_real_ledgers(shared_data: Path, ray_started: None, tmp_path: Path) -> None:
+    from experiments.confirm import without
+    from experiments.redundancy import ledger_fates, redundancy_groups
+    from operators import run_recipe
+
+    recipe = _recipe(shared_data)
+    run_recipe(recipe, tmp_path / "full")
+    for i in range(3):
+        run_recipe(without(recipe, (i,)), tmp_path / f"without{i}")
+    fates = ledger_fates(tmp_path / "full" / "ledger.parquet")
+    assert Counter(fates.values()) == {0: 598, 1: 1, 2: 34, None: 470}
+    first = [d for d, s in fates.items() if s == 0]
+    caught = ledger_fates(tmp_path / "without0" / "ledger.parquet")
+    assert Counter(caught[d] for d in first) == {1: 433, None: 165}  # 72 % of step 0's drops are step 1's too
+    ledgers = {i: tmp_path / f"without{i}" / "ledger.parquet" for i in range(3)}
+    assert redundancy_groups(tmp_path / "full" / "ledger.parquet", ledgers) == [(0, 1)]
+    assert redundancy_groups(tmp_path / "full" / "ledger.parquet", ledgers, exclude=frozenset({1})) == []
+
+
+def test_confirmation_ablates_a_redundant_group_together(shared_data: Path, ray_started: None, tmp_path: Path) -> None:
+    import yaml
+
+    from experiments.confirm import PREDICTED, run_confirm
+    from experiments.study import Search
+
+    recipe = _recipe(shared_data)
+    space = {
+        "params": {"mixture.weights": "simplex"},
+        "objective": {"targets": [{"name": "code_heldout", "source": "code", "fraction": 0.1, "max_bytes": 20000}]},
+        "proxy": {"preset": "ngram3", "tokens": 20000},
+    }
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        search = Search.create(tmp_path / "s", recipe, yaml.safe_load(yaml.safe_dump(space)), n_trials=1)
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    result = run_confirm(
+        search.folder, search.config, {PREDICTED: search.base}, preset="ngram3", tokens=20000, seeds=[0, 1], max_seeds=2
+    )
+    rows = {g.baseline: g for g in result.ablations}
+    assert list(rows) == [
+        "without_0_length_filter",
+        "without_1_gopher_quality",
+        "without_2_length_filter",
+        "without_0-1_length_filter-gopher_quality",
+    ]
+    assert rows["without_0_length_filter"].verdict == "no measurable effect"  # step 1 stands in for it
+    group = rows["without_0-1_length_filter-gopher_quality"]
+    assert group.steps == [0, 1] and group.step is None and len(group.diffs) == 2
+    assert group.diff == pytest.approx(sum(group.diffs) / 2)
