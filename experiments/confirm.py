@@ -17,9 +17,7 @@ proxy ranks recipes the way the larger one does.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from pydantic import BaseModel
 from experiments.baselines import BASELINES
 from experiments.confirm_log import ConfirmLog, Key, setup_fingerprint
 from experiments.objective import evaluate_trial
+from experiments.progress import CONFIRMATIONS
 from experiments.redundancy import redundancy_groups
 from experiments.search_config import SearchConfig
 from operators import Recipe
@@ -121,20 +120,6 @@ OnRun = Callable[[dict[str, Any]], None]
 """Called after each training a confirmation rests on, trained or reused from the record: ``name``,
 ``recipe_id``, ``scale`` (search or confirm), ``seed``, ``objective``, ``reused``, ``done`` and
 ``planned`` (the trainings known so far: seeds added for undecided comparisons raise it)."""
-
-
-_LISTENER: ContextVar[OnRun | None] = ContextVar("confirm_listener", default=None)
-
-
-@contextlib.contextmanager
-def listening(on_run: OnRun) -> Iterator[None]:
-    """Every confirmation in this context reports its trainings to ``on_run`` unless given its own
-    (how a CLI shows the progress of a finalize that a tool call runs)."""
-    token = _LISTENER.set(on_run)
-    try:
-        yield
-    finally:
-        _LISTENER.reset(token)
 
 
 class _Runs:
@@ -279,7 +264,7 @@ def run_confirm(
     undecided ablation grows to (None: ``max_seeds``)."""
     ablations = ablation_recipes(recipes[PREDICTED]) if ablate else {}
     all_recipes = {**recipes, **{n: r for n, (_, r) in ablations.items()}}
-    runs = _Runs(folder, config, all_recipes, preset, tokens, on_run or _LISTENER.get())
+    runs = _Runs(folder, config, all_recipes, preset, tokens, on_run or CONFIRMATIONS.get())
     if len(set(seeds)) < 2 or max_seeds < len(set(seeds)):
         raise ValueError(
             f"confirmation needs at least 2 distinct seeds and max_seeds >= their number: {seeds}, {max_seeds}"

@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 
 from experiments.fidelity import halving_pruner
 from experiments.objective import TrialOutcome, evaluate_trial, failure_text
+from experiments.progress import TRIALS
 from experiments.search_config import SearchConfig
 from experiments.targets import prepare_targets
 from experiments.tracking import flat_params, mlflow_client, numeric, write_ahead_log
@@ -158,7 +159,8 @@ class Search:
         return counts
 
     def run(self, time_budget_s: float | None = None, on_trial: Callable[[dict], None] | None = None) -> dict[str, int]:
-        """Run trials until ``n_trials`` have finished or the time budget is spent."""
+        """Run trials until ``n_trials`` have finished or the time budget is spent; ``on_trial`` (or
+        the listener of ``experiments.progress``) hears of each as it finishes."""
         budget = time_budget_s if time_budget_s is not None else self.config.time_budget_s
         deadline = None if budget is None else time.monotonic() + budget
         with self._lock(), signals_raise_interrupt():
@@ -174,8 +176,8 @@ class Search:
                     except KeyboardInterrupt:
                         self._recover_interrupted(study)
                         raise
-                    if on_trial:
-                        on_trial(trial_summary(study.trials[-1]))
+                    if listener := on_trial or TRIALS.get():
+                        listener(trial_summary(study.trials[-1]))
                 mlflow.log_metrics(numeric(self.counts(study)))
         return self.counts(study)
 

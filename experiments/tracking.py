@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ def mlflow_client(experiment: str = EXPERIMENT):
     apply_offline_defaults()
     import mlflow
 
+    for name in ("mlflow.store.db.utils", "alembic"):  # "Creating initial MLflow database tables..."
+        logging.getLogger(name).setLevel(logging.WARNING)
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     if uri.startswith("sqlite:///"):

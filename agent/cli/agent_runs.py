@@ -12,7 +12,7 @@ from langgraph.types import Command
 from rich.markup import escape
 
 from agent.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, console, fail, print_json
-from agent.cli.search import confirm_line
+from agent.cli.search import confirm_line, trial_line
 from operators import RecipeError, ray_session, remote_scheme, workspace
 
 YES = typer.Option(False, "--yes", "-y", help="approve the proposal without review")
@@ -351,11 +351,11 @@ def _pending_review(snapshot) -> dict[str, Any] | None:
 def _drive(run_id: str, payload: Any, ray_address: str | None) -> None:
     """Run the graph until it ends or interrupts; print where things are; last line `run_id: <id>`."""
     from agent.graph import build_graph, open_checkpointer, thread
-    from experiments.confirm import listening
+    from experiments.progress import listening
 
     graph = build_graph(open_checkpointer())
     try:
-        with ray_session(ray_address), listening(confirm_line):
+        with ray_session(ray_address), listening(trial_line, confirm_line):
             for update in graph.stream(payload, thread(run_id), stream_mode="updates"):
                 for node, values in update.items():
                     if node != "__interrupt__":

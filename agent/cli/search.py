@@ -204,6 +204,14 @@ def _finalize_spec(values: dict) -> FinalizeSpec:
         fail("; ".join(f"{'.'.join(map(str, e['loc'])) or 'finalize'}: {e['msg']}" for e in err.errors()))
 
 
+def trial_line(row: dict) -> None:
+    """One line per search trial as it finishes (an agent run's search, which draws no bar)."""
+    value = f"{row['objective']:.4f} bpb" if row["objective"] is not None else row["state"]
+    mix = "  ".join(f"{source} {w:.2f}" for source, w in row["weights"].items())
+    took = f"{row['seconds']['total']:.1f} s" if "total" in row["seconds"] else ""
+    console.print(f"trial {row['number']}  {value}  {took}  {mix}".rstrip(), highlight=False)
+
+
 def confirm_line(row: dict) -> None:
     """One line per confirmation training as it finishes (or is reused from the record)."""
     scale = f"seed {row['seed']}" if row["scale"] == "confirm" else "search scale"

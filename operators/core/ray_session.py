@@ -46,9 +46,17 @@ def _object_store_bytes() -> int:
 
 
 def _quiet_ray_data() -> None:
+    """No progress bars or plan printing from Ray Data (our commands show their own progress), and
+    two one-time warnings spent before they print: "Progress bars disabled" (we disabled them) and
+    "the cluster currently does not have any available CPUs" (our executor runs one dataset at a
+    time on this session's CPUs; the check reads them while the previous stage's workers are still
+    being released, and the dataset runs)."""
     from ray.data import DataContext
+    from ray.util.debug import log_once
 
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    for key in ("ray_data_progress_manager_disabled", "cpu_warning"):
+        log_once(key)
