@@ -216,6 +216,26 @@ def build_graph(checkpointer: SqliteSaver):
     return g.compile(checkpointer=checkpointer)
 
 
+def repropose(graph, run_id: str, recipe: dict | None = None, space: dict | None = None) -> dict[str, Any]:
+    """Open a rejected run again: its proposal, revised by ``recipe`` and/or ``space`` when given
+    (validated by the ``propose`` tool, as an edit at review is), is proposed again and the run
+    stops at review. Returns what review shows; raises ``ValueError`` naming what is invalid."""
+    state = graph.get_state(thread(run_id)).values
+    args = {
+        "recipe": recipe or state["proposal"]["recipe"],
+        "space": space or state["proposal"]["space"],
+        "rationale": "revised after rejection",
+    }
+    res, log = _call("propose", "propose", args)
+    if not res.ok:
+        raise ValueError(res.error)
+    revised = {"proposal": res.output, "previous_proposal": state["proposal"], "decision": None, "tool_log": [log]}
+    graph.update_state(thread(run_id), {**revised, "status": "proposed", "review_error": None}, as_node="propose")
+    for _ in graph.stream(None, thread(run_id)):  # runs review, which stops at its interrupt
+        pass
+    return next(i.value for task in graph.get_state(thread(run_id)).tasks for i in task.interrupts)
+
+
 def run_ids(checkpointer: SqliteSaver) -> list[str]:
     """Every run (thread) the checkpointer holds."""
     checkpointer.setup()

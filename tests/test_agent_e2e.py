@@ -1,5 +1,6 @@
-"""The main job end to end, as a user runs it: demo corpus -> plan -> review in a new process ->
-search -> finalize -> report; then history, status and replay of the run (slow, run by make test)."""
+"""The main job end to end, as a user runs it: demo corpus -> plan -> review (rejected, revised, then
+approved at a terminal) in new processes -> search -> finalize -> report; then history, status and
+replay of the run (slow, run by make test)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,18 @@ def test_demo_review_resume_report_and_replay(tmp_path: Path) -> None:
     assert json.loads(dataplan(home, "status", run_id, "--json").stdout)["awaiting_review"]
     proposal = yaml.safe_load((home / "runs" / run_id / "proposal.yaml").read_text())
     assert proposal["sources"] and "params" in yaml.safe_load((home / "runs" / run_id / "space.yaml").read_text())
+
+    # rejected, then revised: the edited recipe is proposed again and the run waits for review
+    assert "proposal rejected" in dataplan(home, "review", run_id, "--reject").stderr
+    assert json.loads(dataplan(home, "status", run_id, "--json").stdout)["status"] == "rejected"
+    length = next(s for s in proposal["steps"] if s["op"] == "length_filter")
+    length["params"]["min_words"] = edited = length["params"].get("min_words", 1) + 7
+    (tmp_path / "edited.yaml").write_text(yaml.safe_dump(proposal))
+    res = dataplan(home, "review", run_id, "--recipe", str(tmp_path / "edited.yaml"), input="")
+    assert res.returncode == 2 and f"run {run_id} was rejected; revised and proposed again" in res.stderr
+    assert json.loads(dataplan(home, "status", run_id, "--json").stdout)["awaiting_review"]
+    revised = yaml.safe_load((home / "runs" / run_id / "proposal.yaml").read_text())
+    assert next(s for s in revised["steps"] if s["op"] == "length_filter")["params"]["min_words"] == edited
 
     # a new process resumes the checkpointed graph; typed at a real terminal: "" and "what" re-ask, "y" approves
     code, screen = dataplan_tty(home, ["review", run_id], answers=["\n", "what\n", "y\n"])

@@ -125,11 +125,15 @@ def review(
     space: Path | None = typer.Option(None, "--space", help="edited search-space YAML"),
     ray_address: str | None = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS"),
 ) -> None:
-    """Show the proposal (goal as understood, recipe, space, diff) and approve, edit or reject it."""
+    """Show the proposal (goal as understood, recipe, space, diff) and approve, edit or reject it.
+    A rejected run is proposed again (revised by --recipe / --space when given) and reviewed."""
     from agent.cli.render import render_review
 
     snapshot = _snapshot(run_id)
     pending = _pending_review(snapshot)
+    if pending is None and snapshot.values.get("status") == "rejected":
+        pending = _repropose(run_id, recipe, space)
+        recipe = space = None  # they are the proposal now
     if pending is None:
         fail(f"run {run_id} is not waiting for review (status: {snapshot.values.get('status')})")
     render_review(pending)
@@ -138,9 +142,9 @@ def review(
     if recipe or space:
         answer: dict[str, Any] = {"action": "edit"}
         if recipe:
-            answer["recipe"] = yaml.safe_load(recipe.read_text())
+            answer["recipe"] = _edited(recipe)
         if space:
-            answer["space"] = yaml.safe_load(space.read_text())
+            answer["space"] = _edited(space)
     elif approve or reject:
         answer = {"action": "approve" if approve else "reject"}
     else:
@@ -154,6 +158,28 @@ def review(
             return
         answer = {"action": action}
     _drive(run_id, Command(resume=answer), ray_address)
+
+
+def _repropose(run_id: str, recipe: Path | None, space: Path | None) -> dict[str, Any]:
+    """A rejected run proposed again, revised by the edited files when given; what review shows."""
+    from agent.graph import build_graph, open_checkpointer, repropose
+
+    edits = {name: _edited(path) for name, path in (("recipe", recipe), ("space", space)) if path}
+    try:
+        pending = repropose(build_graph(open_checkpointer()), run_id, **edits)
+    except ValueError as err:
+        fail(f"the revised proposal is not valid, run {run_id} stays rejected: {err}")
+    what = "revised and proposed again" if edits else "proposed again"
+    console.print(f"run {run_id} was rejected; {what}", highlight=False)
+    return pending
+
+
+def _edited(path: Path) -> Any:
+    """An edited proposal file's YAML; exit 2 naming the file when it cannot be read or parsed."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        fail(f"cannot read {path} as YAML: {' '.join(str(err).split())}; the run is unchanged")
 
 
 ANSWERS = {
