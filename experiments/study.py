@@ -64,8 +64,10 @@ class Search:
         objective = settings.pop("objective", None) or space.get("objective")
         if objective is None:
             raise RecipeError("the search needs an `objective:` with `targets:` (in the space YAML or given)")
+        labels = settings.get("labels") or {}
         config = SearchConfig.model_validate(
             {
+                "study_name": f"search:{labels.get('dataplan.run_id', folder.name)}",
                 "recipe_yaml": recipe.to_yaml(),
                 "base_dir": recipe.base_dir,
                 "space": {"params": space.get("params", {})},
@@ -88,7 +90,7 @@ class Search:
         for params in config.enqueued:
             study.enqueue_trial(params, skip_if_exists=True)
         mlflow = mlflow_client()
-        with mlflow.start_run(run_name=f"search:{config.labels.get('dataplan.run_id', folder.name)}") as run:
+        with mlflow.start_run(run_name=config.study_name) as run:
             mlflow.log_params(
                 flat_params(
                     "search",

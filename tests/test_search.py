@@ -86,6 +86,9 @@ def test_small_search_runs_trials_reuses_signals_and_tracks_in_mlflow(
         )
         counts = search.run()
         assert counts["complete"] == 5 and counts["finished"] == 5
+        import optuna
+
+        assert optuna.get_all_study_names(f"sqlite:///{tmp_path / 's' / 'study.db'}") == ["search:s"]
         trials = search.study().trials
         assert len({t.user_attrs["recipe_id"] for t in trials}) == 5
         for t in trials[1:]:  # only a threshold and weights move: signals come from the cache
