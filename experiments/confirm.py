@@ -30,6 +30,7 @@ from experiments.objective import evaluate_trial
 from experiments.progress import CONFIRMATIONS
 from experiments.redundancy import redundancy_groups
 from experiments.search_config import SearchConfig
+from experiments.tracking import log_confirmation
 from operators import Recipe
 
 PREDICTED = "predicted_optimal"
@@ -204,6 +205,7 @@ class _Runs:
             "dir": trial_dir.relative_to(self.folder.parent).as_posix(),
         }
         self.log.append(entry)
+        log_confirmation(self.config.mlflow_parent_run, self.config.labels, entry)
         return entry
 
     def ledger(self, name: str) -> Path | None:

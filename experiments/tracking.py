@@ -8,6 +8,7 @@ import functools
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,32 @@ def flat_params(prefix: str, data: dict[str, Any]) -> dict[str, str]:
 
 def numeric(data: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def log_confirmation(parent_run: str | None, labels: dict[str, str], entry: dict[str, Any]) -> str | None:
+    """One confirmation training (a ``confirm_log`` entry) as a finished MLflow run under the search's
+    parent run: named ``confirm:<recipe name>:<seed or search scale>``, tagged with the kind, recipe
+    name and id, scale and seed (and the search's labels), its objective and per-target bits per
+    byte as metrics. None when the search has no parent run."""
+    if parent_run is None:
+        return None
+    from mlflow.entities import Metric, Param
+
+    client = mlflow_client().MlflowClient()
+    where = "search scale" if entry["scale"] == "search" else f"seed {entry['seed']}"
+    tags = {
+        "mlflow.parentRunId": parent_run,
+        "dataplan.kind": "confirmation",
+        **{f"dataplan.{k}": str(entry[k]) for k in ("name", "recipe_id", "scale", "seed")},
+        **labels,
+    }
+    run = client.create_run(
+        client.get_run(parent_run).info.experiment_id, run_name=f"confirm:{entry['name']}:{where}", tags=tags
+    )
+    now = int(time.time() * 1000)
+    metrics = [Metric("objective", entry["objective"], now, 0)]
+    metrics += [Metric(f"bpb.{k}", v, now, 0) for k, v in entry["bpb"].items()]
+    params = [Param(k, str(entry[k])) for k in ("preset", "tokens")]
+    client.log_batch(run.info.run_id, metrics=metrics, params=params)
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id

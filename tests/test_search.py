@@ -139,6 +139,14 @@ def test_small_search_runs_trials_reuses_signals_and_tracks_in_mlflow(
         assert (
             parent["paired_natural_mixture_seeds"] == len(natural["seeds"]) and "ablation_mixture_natural_hi" in parent
         )
+        recorded = [json.loads(line) for line in (tmp_path / "s" / "confirmations.jsonl").read_text().splitlines()]
+        confirmations = client.search_runs(
+            [client.get_experiment_by_name("dataplan").experiment_id], "tags.`dataplan.kind` = 'confirmation'"
+        )
+        assert sorted((r.data.tags["dataplan.name"], r.data.tags["dataplan.seed"]) for r in confirmations) == sorted(
+            (e["name"], str(e["seed"])) for e in recorded
+        )
+        assert all(r.data.tags["mlflow.parentRunId"] == search.config.mlflow_parent_run for r in confirmations)
         names = [s["name"] for s in final["confirm"]["scores"]]
         assert names[:3] == ["predicted_optimal", "best_observed", "proposal"] and {
             "natural_mixture",
