@@ -66,8 +66,6 @@ def test_redundancy_groups_from_real_ledgers(shared_data: Path, ray_started: Non
 
 
 def test_confirmation_ablates_a_redundant_group_together(shared_data: Path, ray_started: None, tmp_path: Path) -> None:
-    import yaml
-
     from experiments.confirm import PREDICTED, run_confirm
     from experiments.study import Search
 
@@ -79,7 +77,7 @@ def test_confirmation_ablates_a_redundant_group_together(shared_data: Path, ray_
     }
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     try:
-        search = Search.create(tmp_path / "s", recipe, yaml.safe_load(yaml.safe_dump(space)), n_trials=1)
+        search = Search.create(tmp_path / "s", recipe, space, n_trials=1)
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     result = run_confirm(
