@@ -221,8 +221,9 @@ class Search:
                 raise
             _record(trial, outcome)
             _log_trial(mlflow, child.info.run_id, curve, outcome)
-            if outcome.pruned:
-                raise optuna.TrialPruned(f"pruned at step {outcome.pruned_at}")
+        if outcome.pruned:  # KILLED, as MLflow calls a run stopped early (the block ended it FINISHED)
+            mlflow.MlflowClient().set_terminated(child.info.run_id, status="KILLED")
+            raise optuna.TrialPruned(f"pruned at step {outcome.pruned_at}")
         return (outcome.objective, outcome.retained_tokens) if multi else outcome.objective
 
     # ---- interruption handling ---------------------------------------------------------------
@@ -298,6 +299,8 @@ def _log_trial(mlflow: Any, run_id: str, curve: list[tuple[int, float]], outcome
             **{f"drop_rate.{k}": v for k, v in attrs["drop_rates"].items()},
             **{f"realised_share.{k}": v for k, v in realised_shares(attrs["proxy"].get("sources", {})).items()},
         }
+        if outcome.pruned and curve:  # Optuna's value of a pruned trial: its last intermediate one
+            final |= {"objective": curve[-1][1], "objective_full_targets": outcome.objective}
         metrics += [Metric(k, v, now, 0) for k, v in final.items()]
         if outcome.pruned:
             tags.append(RunTag("dataplan.state", "pruned"))

@@ -459,6 +459,14 @@ def test_rungs_score_trials_on_a_third_and_a_ninth_of_the_tokens_and_halve_them(
         trials = search.study().trials
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for t in trials:  # pruned trials are KILLED in MLflow, with Optuna's value as their objective
+        if "reused_from" not in t.user_attrs:
+            run = client.get_run(t.user_attrs["mlflow_run"])
+            assert run.info.status == ("KILLED" if t.state.name == "PRUNED" else "FINISHED")
+            assert run.data.metrics["objective"] == t.value
     trained = [t for t in trials if "reused_from" not in t.user_attrs]
     complete = [t for t in trained if t.state.name == "COMPLETE"]
     pruned = [t for t in trained if t.state.name == "PRUNED"]
