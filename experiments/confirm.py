@@ -326,8 +326,8 @@ def _ablation_table(runs: _Runs, switched: dict[str, dict[str, Any]], seeds: lis
 
 
 def _redundant(runs: _Runs, table: list[Gap], offset: int) -> list[tuple[int, ...]]:
-    """The groups of redundant steps among those whose own ablation shows no measurable effect."""
-    candidates = {g.step: g.baseline for g in table if g.verdict == ABLATION_VERDICTS[2]}
+    """The groups of redundant steps, formed around each step whose own ablation does not hurt."""
+    candidates = {g.step: g.baseline for g in table if g.step is not None and g.verdict != ABLATION_VERDICTS[1]}
     ledgers = {i: runs.ledger(name) for i, name in candidates.items()}
     recipe_ledger = runs.ledger(PREDICTED)
     if recipe_ledger is None or any(path is None for path in ledgers.values()):

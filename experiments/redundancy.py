@@ -10,6 +10,11 @@ already wrote: a document that step ``i`` drops in the recipe and step ``j`` dro
 off is one ``j`` *catches* for ``i``. When other steps catch at least ``MIN_CAUGHT`` of ``i``'s
 drops, ``i`` and every step catching at least ``MIN_PARTNER`` of them form a group, which the
 confirmation ablates together.
+
+Groups are formed around steps that help on their own too: their stand-ins (the steps that would
+remove the same documents were they off) do nothing while they run, and only the group shows that
+the stand-ins matter at all, as Shapley values share a joint effect among interchangeable players.
+Steps that hurt on their own are left out of every group.
 """
 
 from __future__ import annotations
