@@ -201,7 +201,7 @@ def _ablation_section(c: ConfirmResult, dropped_steps: list[str]) -> list[str]:
         "natural), paired by seed: a negative effect lowers bits per byte, so the step helps. Rows "
         "naming several steps (`without_2-6_...`) switch off together steps whose drops the others "
         "would mostly make anyway (read from the ablations' ledgers): redundant steps show no effect "
-        "alone, so they are judged as a group.",
+        "alone, so they are judged as a group. Only a step that hurts alone is dropped.",
         "",
         "| step | effect on target bpb | 95% CI | seeds | verdict |",
         "|---|---|---|---|---|",

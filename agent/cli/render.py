@@ -69,6 +69,15 @@ def render_final(final: dict[str, Any]) -> None:
         console.print(f"manifest: {final['manifest']}  (dataplan replay {final['manifest']} --out DIR)")
 
 
+def _ablated(g: dict[str, Any]) -> str:
+    """``3 length_filter``, ``3 length_filter + 4 c4_quality together`` or ``mixture: natural``."""
+    if g["baseline"] == "mixture_natural":
+        return "mixture: natural"
+    indices, ops = g["baseline"].removeprefix("without_").split("_", 1)
+    named = [f"{i} {op}" for i, op in zip(indices.split("-"), ops.split("-"), strict=True)]
+    return " + ".join(named) + (" together" if g.get("steps") else "")
+
+
 def render_comparisons(final: dict[str, Any]) -> None:
     """The paired comparisons against baselines and the ablation table of a finalized search."""
     c = final["confirm"]
@@ -85,16 +94,11 @@ def render_comparisons(final: dict[str, Any]) -> None:
         )
     if c.get("ablations"):
         table = Table(title="what each step buys (effect on target bpb; negative = helps)")
-        for col in ("step", "effect [95% CI]", "seeds", "verdict"):
+        table.add_column("step")  # the one column that wraps: a group's names are long
+        for col in ("effect [95% CI]", "seeds", "verdict"):
             table.add_column(col, no_wrap=True)
         for g in c["ablations"]:
-            step = (
-                g["baseline"]
-                .removeprefix("without_")
-                .replace("_", " ", 1)
-                .replace("mixture natural", "mixture: natural")
-            )
-            step += " (together)" if g.get("steps") else ""
+            step = _ablated(g)
             effect = f"{g['diff']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
             table.add_row(step, effect, str(len(g["seeds"])), g["verdict"])
         console.print(table)
