@@ -133,11 +133,7 @@ class SearchSpace(BaseModel):
                 default = get_operator(p.op).Params.model_fields[p.param].default
                 values[_name(p)] = _clip(step.params.get(p.param, default), p.dist)
         if self.simplex:
-            weights = recipe.mixture.weights or {s: 1.0 for s in self.simplex}
-            total = sum(weights.get(s, 0.0) for s in self.simplex) or 1.0
-            values.update(
-                {f"mixture.{s}": max(math.exp(-weights.get(s, 0.0) / total), SIMPLEX_FLOOR) for s in self.simplex}
-            )
+            values.update(_draws(self._shares(recipe)))
         return values
 
     def numeric_values(self, recipe: Recipe) -> dict[str, float]:
@@ -162,19 +158,20 @@ class SearchSpace(BaseModel):
         whole simplex. Deterministic per ``seed``."""
         if not self.simplex or n <= 0:
             return []
-        base = self.values_of(recipe)
-        weights = recipe.mixture.weights or {s: 1.0 for s in self.simplex}
-        total = sum(weights.get(s, 0.0) for s in self.simplex) or 1.0
+        base, shares = self.values_of(recipe), self._shares(recipe)
         rng = random.Random(seed)
         points = []
         for _ in range(n):
-            draw = {
-                s: rng.gammavariate(max(concentration * weights.get(s, 0.0) / total, 0.05), 1.0) for s in self.simplex
-            }
+            draw = {s: rng.gammavariate(max(concentration * w, 0.05), 1.0) for s, w in shares.items()}
             norm = sum(draw.values()) or 1.0
-            mix = {s: max(math.exp(-v / norm), SIMPLEX_FLOOR) for s, v in draw.items()}
-            points.append({**base, **{f"mixture.{s}": u for s, u in mix.items()}})
+            points.append({**base, **_draws({s: v / norm for s, v in draw.items()})})
         return points
+
+    def _shares(self, recipe: Recipe) -> dict[str, float]:
+        """The recipe's weights over the searched sources, summing to 1 (equal when it has none)."""
+        weights = recipe.mixture.weights or {s: 1.0 for s in self.simplex}
+        total = sum(weights.get(s, 0.0) for s in self.simplex) or 1.0
+        return {s: weights.get(s, 0.0) / total for s in self.simplex}
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         out = {_name(p): p.dist.distribution() for p in self.params}
@@ -279,3 +276,8 @@ def _check_param(op: str, step_params: dict[str, Any], param: str, dist: Dist, w
             raise RecipeError(
                 f"{where}: value {value!r} is invalid for {op}.{param}: {err.errors()[0]['msg']}"
             ) from None
+
+
+def _draws(shares: dict[str, float]) -> dict[str, float]:
+    """The Optuna params ``mixture.<source>`` whose simplex weights are ``shares``."""
+    return {f"mixture.{s}": max(math.exp(-w), SIMPLEX_FLOOR) for s, w in shares.items()}
