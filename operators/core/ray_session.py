@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 
 from operators.core.env import apply_offline_defaults
+from operators.core.ray_reaper import watch
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -24,6 +25,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     else:
         cpus = num_cpus or int(os.environ.get("DATAPLAN_NUM_CPUS", 0)) or os.cpu_count() or 1
         ray.init(address="local", num_cpus=cpus, object_store_memory=_object_store_bytes(), **kwargs)
+        watch(os.getpid())  # the local cluster dies with this process, however it ends
     _quiet_ray_data()
     return True
 
