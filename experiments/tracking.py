@@ -9,6 +9,7 @@ import logging
 import os
 import sqlite3
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def log_confirmation(parent_run: str | None, labels: dict[str, str], entry: dict
     parent run: named ``confirm:<recipe name>:<seed or search scale>``, tagged with the kind, recipe
     name and id, scale and seed (and the search's labels), its objective and per-target bits per
     byte as metrics. None when the search has no parent run."""
-    if parent_run is None:
+    if parent_run is None or (experiment := _parent_experiment(parent_run)) is None:
         return None
     from mlflow.entities import Metric, Param
 
@@ -108,9 +109,7 @@ def log_confirmation(parent_run: str | None, labels: dict[str, str], entry: dict
         **{f"dataplan.{k}": str(entry[k]) for k in ("name", "recipe_id", "scale", "seed")},
         **labels,
     }
-    run = client.create_run(
-        client.get_run(parent_run).info.experiment_id, run_name=f"confirm:{entry['name']}:{where}", tags=tags
-    )
+    run = client.create_run(experiment, run_name=f"confirm:{entry['name']}:{where}", tags=tags)
     now = int(time.time() * 1000)
     metrics = [Metric("objective", entry["objective"], now, 0)]
     metrics += [Metric(f"bpb.{k}", v, now, 0) for k, v in entry["bpb"].items()]
@@ -118,3 +117,21 @@ def log_confirmation(parent_run: str | None, labels: dict[str, str], entry: dict
     client.log_batch(run.info.run_id, metrics=metrics, params=params)
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+@functools.cache
+def _parent_experiment(parent_run: str) -> str | None:
+    """The experiment of a search's parent run; None, with one warning, when the tracking store in
+    use does not hold it (the search was made under another ``MLFLOW_TRACKING_URI``): its
+    confirmations are then recorded in ``confirmations.jsonl`` only."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client().MlflowClient().get_run(parent_run).info.experiment_id
+    except MlflowException:
+        warnings.warn(
+            f"the search's MLflow parent run {parent_run} is not in {tracking_uri()}: confirmation trainings "
+            "are recorded in confirmations.jsonl only; set MLFLOW_TRACKING_URI to the store the search was made in",
+            stacklevel=2,
+        )
+        return None

@@ -78,11 +78,17 @@ def test_confirmation_ablates_a_redundant_group_together(shared_data: Path, ray_
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     try:
         search = Search.create(tmp_path / "s", recipe, space, n_trials=1)
+        result = run_confirm(
+            search.folder,
+            search.config,
+            {PREDICTED: search.base},
+            preset="ngram3",
+            tokens=20000,
+            seeds=[0, 1],
+            max_seeds=2,
+        )
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-    result = run_confirm(
-        search.folder, search.config, {PREDICTED: search.base}, preset="ngram3", tokens=20000, seeds=[0, 1], max_seeds=2
-    )
     rows = {g.baseline: g for g in result.ablations}
     assert list(rows) == [
         "without_0_length_filter",

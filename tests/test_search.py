@@ -480,3 +480,18 @@ def test_rungs_score_trials_on_a_third_and_a_ninth_of_the_tokens_and_halve_them(
     assert rows[0]["trials"] == len(trained) and rows[2]["trials"] == len(complete)
     assert rows[0]["trials"] >= rows[1]["trials"] >= rows[2]["trials"]
     assert sum(r["stopped"] for r in rows) == len(pruned)
+
+
+def test_a_confirmation_whose_parent_run_is_not_in_the_store_warns_once_and_is_kept_in_the_log(
+    tmp_path: Path,
+) -> None:
+    from experiments.tracking import log_confirmation
+
+    entry = {"name": "proposal", "recipe_id": "abc", "scale": "confirm", "seed": 0, "objective": 3.0, "bpb": {}}
+    entry |= {"preset": "nano", "tokens": 2048}
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        with pytest.warns(UserWarning, match="parent run 0123456789abcdef is not in sqlite:///"):
+            assert log_confirmation("0123456789abcdef", {}, entry) is None
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
