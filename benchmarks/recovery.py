@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from agent.planners.choices import switchable  # noqa: E402
 from benchmarks.corpora import JUNK_KINDS, DirtyRates, build_task, goal_overrides  # noqa: E402
+from experiments.progress import listening  # noqa: E402
 from operators import load_recipe, ray_session, recipe_from_dict, run_recipe, shared_data_dir  # noqa: E402
 
 GOAL = "a pretraining mix for a small model good at encyclopedic and biomedical English text, 2M tokens"
@@ -83,12 +84,21 @@ def run_agent(task: dict, settings: dict[str, Any]) -> dict[str, Any]:
         "usage": [],
     }
     graph = build_graph(open_checkpointer())
-    for update in graph.stream(state, thread(run_id), stream_mode="updates"):
-        print(task["name"], *(f"{node}: {(v or {}).get('status', 'done')}" for node, v in update.items()), flush=True)
+    with listening(on_trial=lambda row: _line(task, row), on_confirm=lambda row: _line(task, row)):
+        for update in graph.stream(state, thread(run_id), stream_mode="updates"):
+            print(
+                task["name"], *(f"{node}: {(v or {}).get('status', 'done')}" for node, v in update.items()), flush=True
+            )
     values = graph.get_state(thread(run_id)).values
     if not values.get("final"):
         raise RuntimeError(f"the agent did not finish on {task['name']}: status {values.get('status')}")
     return values
+
+
+def _line(task: dict, row: dict[str, Any]) -> None:
+    """A trial (``number``) or a confirmation training (``name``, ``seed``) as it finishes."""
+    what = f"trial {row['number']}" if "number" in row else f"confirm {row['done']}/{row['planned']} {row['name']}"
+    print(task["name"], what, row.get("seed", ""), f"{row['objective']}", flush=True)
 
 
 def refinalize(task: dict[str, Any]) -> dict[str, Any]:
