@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import signal
 import time
@@ -37,6 +38,29 @@ from experiments.weights import WEIGHT_PREFIX, normalised, readable_params, real
 from operators import Recipe, RecipeError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class _InterruptedTrialNotice(logging.Filter):
+    """Drops Optuna's two warnings, one with a traceback, about the trial that a Ctrl-C or SIGTERM
+    stopped: the CLI says in one line that finished work is kept, and the trial is retried on
+    resume. Warnings about trials that failed with an error still show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[0] is KeyboardInterrupt:
+            self.interrupted = message.split()[1]  # "Trial <n> failed with parameters ..."
+            return False
+        if self.interrupted is not None and message == f"Trial {self.interrupted} failed with value None.":
+            self.interrupted = None
+            return False
+        return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_InterruptedTrialNotice())
 
 PRIOR_SIGMA = 0.1
 """CMA-ES's initial step around the proposal, in units of each dimension's range."""

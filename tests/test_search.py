@@ -260,7 +260,9 @@ def test_sigterm_marks_the_running_trial_and_exits_130(shared_data: Path, tmp_pa
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 130
-    assert "continue with `dataplan search --resume" in " ".join(proc.stderr.read().decode().split())
+    said = proc.stderr.read().decode()
+    assert "continue with `dataplan search --resume" in " ".join(said.split())
+    assert "Traceback" not in said and "KeyboardInterrupt" not in said, said[-3000:]
     assert "RUNNING" not in _states(folder / "study.db")
     assert not (folder / "search.pid").exists()
 
