@@ -30,6 +30,7 @@ from experiments.objective import evaluate_trial
 from experiments.progress import CONFIRMATIONS
 from experiments.redundancy import redundancy_groups
 from experiments.search_config import SearchConfig
+from experiments.targets import exclude_held_out
 from experiments.tracking import log_confirmation
 from operators import Recipe
 
@@ -286,7 +287,7 @@ def run_confirm(
     scores = [runs.score(n) for n in recipes]
     cap = ablation_max_seeds or max_seeds
     table = _ablation_table(runs, {n: {"step": i} for n, (i, _) in ablations.items()}, initial, cap)
-    if groups := _redundant(runs, table, offset=1 if config.held_out_ids else 0):
+    if groups := _redundant(runs, table, recipes[PREDICTED]):
         grouped = group_recipes(recipes[PREDICTED], groups)
         runs.recipes.update({n: r for n, (_, r) in grouped.items()})
         for name in grouped:
@@ -325,8 +326,9 @@ def _ablation_table(runs: _Runs, switched: dict[str, dict[str, Any]], seeds: lis
     return rows
 
 
-def _redundant(runs: _Runs, table: list[Gap], offset: int) -> list[tuple[int, ...]]:
+def _redundant(runs: _Runs, table: list[Gap], recipe: Recipe) -> list[tuple[int, ...]]:
     """The groups of redundant steps, formed around each step whose own ablation does not hurt."""
+    offset = len(exclude_held_out(recipe, runs.config.held_out_ids).steps) - len(recipe.steps)  # steps run first
     candidates = {g.step: g.baseline for g in table if g.step is not None and g.verdict != ABLATION_VERDICTS[1]}
     ledgers = {i: runs.ledger(name) for i, name in candidates.items()}
     recipe_ledger = runs.ledger(PREDICTED)

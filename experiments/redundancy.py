@@ -45,10 +45,13 @@ def redundancy_groups(
     with that step off (the candidates); ``offset``: ledger step index minus recipe step index (the
     steps a run puts first, such as the held-out exclusion); ``exclude``: steps never made partners
     (those that hurt on their own)."""
-    fates = ledger_fates(recipe_ledger)
+    dropped_by: dict[int, list[tuple[str, str]]] = {}
+    for doc, step in ledger_fates(recipe_ledger).items():
+        if step is not None:
+            dropped_by.setdefault(step - offset, []).append(doc)
     groups: list[tuple[int, ...]] = []
     for i, path in sorted(without.items()):
-        mine = [doc for doc, step in fates.items() if step == i + offset]
+        mine = dropped_by.get(i, [])
         if not mine:
             continue
         there = ledger_fates(path)

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 
+import psutil
+
 POLL_S = 0.5
 
 
@@ -32,8 +34,6 @@ def watch(driver_pid: int) -> subprocess.Popen:
 
 
 def _is_ray(proc) -> bool:
-    import psutil
-
     try:
         name, cmd = proc.name(), " ".join(proc.cmdline())
     except psutil.Error:
@@ -42,8 +42,6 @@ def _is_ray(proc) -> bool:
 
 
 def _alive(proc) -> bool:
-    import psutil
-
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
@@ -52,8 +50,6 @@ def _alive(proc) -> bool:
 
 def reap(driver_pid: int) -> int:
     """Follow ``driver_pid`` until it exits, then kill the Ray processes it left; how many."""
-    import psutil
-
     try:
         driver = psutil.Process(driver_pid)
     except psutil.NoSuchProcess:
