@@ -49,7 +49,7 @@ KINDS = tuple(OperatorKind)
 KEEP = ""
 """The reason code that keeps a document; any other string drops it."""
 
-SIGNAL_FILL = {"float64": np.nan, "int64": -1, "str": "", "bool": False}
+SIGNAL_FILL = {"float64": np.nan, "int64": -1, "str": "", "bool": False, "bytes": b""}
 """Value a signal column takes on rows outside a step's ``sources:``."""
 
 

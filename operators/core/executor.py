@@ -37,7 +37,7 @@ from operators.core.ledger import write_ledger
 from operators.core.output import write_outputs
 from operators.core.plan import CONTENT_KEEPING, Chain, ProgressFn, Stage, StageKind, StepReport
 from operators.core.recipe import Recipe, RecipeError, Step
-from operators.core.stage_cache import StageCache, StageStats, code_version, parquet_parts, read_stage, stage_key
+from operators.core.stage_cache import StageCache, StageStats, code_version, stage_bytes, stage_key
 from operators.core.stage_stats import repeated_ids, stage_stats
 from operators.core.stages import decide_batch, read_files, step_batch, to_arrow
 
@@ -241,8 +241,7 @@ class Executor:
             fn = functools.partial(read_files, reader_cls=get_operator(fmt))
             ds = ray.data.from_items(items, override_num_blocks=len(items))
             datasets.append(ds.map_batches(fn, batch_size=1, batch_format="numpy"))
-        ds = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
-        return ds.repartition(self.num_blocks)
+        return datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
 
     def _apply_global(self, op: GlobalOperator, sources: list[str] | None, index: int, parent, join: Path | None):
         live_fn = functools.partial(decide_batch, op=op, mode="join", sources=sources, join=_str(join))
@@ -270,22 +269,27 @@ class Executor:
 
     # ---- execution ---------------------------------------------------------------------------
 
-    def _blocks(self, parent: Path, cheap: bool) -> int:
-        """Read tasks for a stage: ``num_blocks``, or for a cheap stage one per ``CHEAP_STAGE_BYTES``."""
-        if not cheap:
-            return self.num_blocks
-        size = sum(os.path.getsize(p) for p in parquet_parts(parent))
-        return max(1, min(self.num_blocks, -(-size // CHEAP_STAGE_BYTES)))
+    def _tasks(self, parent: Path, cheap: bool) -> int:
+        """Read tasks for a stage of ``parent``: one per ``TASK_BYTES`` and at least ``num_blocks``;
+        for a cheap stage one per ``CHEAP_STAGE_BYTES``."""
+        from operators.core.stage_io import TASK_BYTES
+
+        size = stage_bytes(parent)
+        if cheap:
+            return max(1, -(-size // CHEAP_STAGE_BYTES))
+        return max(self.num_blocks, -(-size // TASK_BYTES))
 
     def _run_stage(self, stage: Stage, parent: Path | None, join: Path | None) -> tuple[StepReport, Path]:
         hit = self.cache.lookup(stage.key)
         if hit is not None:
             return _report(stage, hit, cached=True), self.cache.path(stage.key)
+        from operators.core.stage_io import read_stage, write_stage
+
         start = time.perf_counter()
         tmp = self.cache.scratch()
         unchanged = stage.stage in CONTENT_KEEPING
-        parent_ds = None if parent is None else read_stage(parent, self._blocks(parent, cheap=unchanged))
-        stage.build(parent_ds, join).write_parquet(str(tmp), compression="lz4")
+        parent_ds = None if parent is None else read_stage(parent, self._tasks(parent, cheap=unchanged))
+        write_stage(stage.build(parent_ds, join), tmp)
         stats = stage_stats(tmp, unchanged_from=parent if unchanged else None)
         if stage.stage == "read":
             _refuse_repeated_ids(tmp)

@@ -2,35 +2,105 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from operators.core.digest import combine, doc_digests
 from operators.core.ledger import stage_rows
-from operators.core.stage_cache import stage_dataset
+from operators.core.stage_cache import scan_stage, stage_bytes, stage_dataset
+
+SORT_BUCKET_BYTES = 64 << 20
+"""Parquet bytes (estimated from the stage's rows per byte) of one id range sorted in memory."""
 
 
-def write_outputs(stage_folder: Path, data_dir: Path, sources: list[str]) -> dict[str, int]:
-    """Write the kept rows of the last stage, per source, deterministically ordered; returns the
-    UTF-8 bytes of each source's kept text."""
+def write_outputs(
+    stage_folder: Path, data_dir: Path, sources: list[str], bucket_bytes: int = SORT_BUCKET_BYTES
+) -> dict[str, int]:
+    """Write the kept rows of the last stage, per source, sorted by id; returns the UTF-8 bytes of
+    each source's kept text.
+
+    A bucket sort in bounded memory: the kept ids alone are read to cut each source into id
+    ranges of about ``bucket_bytes``; one pass over the stage spills every batch's rows to
+    their range's Arrow file; each range is then sorted in memory and appended to the source's
+    Parquet file, in id order."""
     data_dir.mkdir(parents=True, exist_ok=True)
     for old in data_dir.glob("*.parquet"):
         old.unlink()
-    table = stage_rows(stage_folder, _columns(stage_folder), dropped=False)
-    text_bytes = {}
+    columns = _columns(stage_folder)
+    ids = stage_rows(stage_folder, ["source", "id"], dropped=False)
+    bounds = _bucket_bounds(ids, sources, stage_bytes(stage_folder), bucket_bytes)
+    with tempfile.TemporaryDirectory(dir=data_dir.parent, prefix=".sort-") as tmp:
+        spill = _Spill(Path(tmp), _schema(stage_folder, columns))
+        kept = pc.field("_reason") == ""
+        for batch in scan_stage(stage_folder, columns, kept):
+            table = pa.Table.from_batches([batch])
+            for src, cuts in bounds.items():
+                part = table.filter(pc.equal(table.column("source"), src))
+                if part.num_rows:
+                    bucket = np.searchsorted(cuts, np.asarray(part.column("id").to_pylist(), dtype=object), "right")
+                    for b in np.unique(bucket):
+                        spill.add(src, int(b), part.filter(pa.array(bucket == b)))
+        spill.close()
+        return {src: spill.write_sorted(src, data_dir / f"{src}.parquet") for src in sources}
+
+
+def _bucket_bounds(ids: pa.Table, sources: list[str], size: int, bucket_bytes: int) -> dict[str, np.ndarray]:
+    """Per source, the sorted ids that start its 2nd, 3rd, ... bucket."""
+    per_bucket = max(1, int(ids.num_rows * bucket_bytes / max(1, size)))
+    bounds = {}
     for src in sources:
-        part = table.filter(pc.equal(table.column("source"), src)).sort_by("id")
-        pq.write_table(part, data_dir / f"{src}.parquet")
-        text_bytes[src] = int(pc.sum(pc.binary_length(part.column("text").cast(pa.binary()))).as_py() or 0)
-    return text_bytes
+        sorted_ids = np.sort(np.asarray(ids.filter(pc.equal(ids["source"], src))["id"].to_pylist(), dtype=object))
+        bounds[src] = sorted_ids[per_bucket::per_bucket]
+    return bounds
+
+
+class _Spill:
+    """Arrow IPC files, one per (source, bucket), appended batch by batch."""
+
+    def __init__(self, folder: Path, schema: pa.Schema) -> None:
+        self.folder = folder
+        self.schema = schema
+        self.writers: dict[tuple[str, int], pa.ipc.RecordBatchFileWriter] = {}
+        self.paths: dict[tuple[str, int], Path] = {}
+
+    def add(self, source: str, bucket: int, table: pa.Table) -> None:
+        key = (source, bucket)
+        if key not in self.writers:
+            self.paths[key] = self.folder / f"{len(self.paths)}.arrow"
+            self.writers[key] = pa.ipc.new_file(str(self.paths[key]), self.schema)
+        self.writers[key].write_table(table.cast(self.schema))
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+    def write_sorted(self, source: str, path: Path) -> int:
+        """The source's buckets, each sorted by id, into one Parquet file; its text's UTF-8 bytes."""
+        text_bytes = 0
+        with pq.ParquetWriter(path, self.schema) as writer:
+            buckets = sorted(b for s, b in self.writers if s == source)
+            for bucket in buckets:
+                table = pa.ipc.open_file(str(self.paths[(source, bucket)])).read_all().sort_by("id")
+                writer.write_table(table)
+                text_bytes += int(pc.sum(pc.binary_length(table.column("text").cast(pa.binary()))).as_py() or 0)
+            if not buckets:
+                writer.write_table(self.schema.empty_table())
+        return text_bytes
 
 
 def _columns(stage_folder: Path) -> list[str]:
     names = stage_dataset(stage_folder).schema.names
     return [c for c in names if not c.startswith("_")]
+
+
+def _schema(stage_folder: Path, columns: list[str]) -> pa.Schema:
+    schema = stage_dataset(stage_folder).schema
+    return pa.schema([schema.field(c) for c in columns])
 
 
 def read_output(run_dir: str | Path, source: str | None = None) -> pa.Table:

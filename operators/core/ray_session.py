@@ -26,7 +26,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         cpus = num_cpus or int(os.environ.get("DATAPLAN_NUM_CPUS", 0)) or os.cpu_count() or 1
         ray.init(address="local", num_cpus=cpus, object_store_memory=_object_store_bytes(), **kwargs)
         watch(os.getpid())  # the local cluster dies with this process, however it ends
-    _quiet_ray_data()
+    _configure_ray_data()
     return True
 
 
@@ -47,9 +47,14 @@ def _object_store_bytes() -> int:
     return int(os.environ.get("DATAPLAN_OBJECT_STORE_MB", 1536)) << 20
 
 
-def _quiet_ray_data() -> None:
-    """No progress bars or plan printing from Ray Data (our commands show their own progress), and
-    two one-time warnings spent before they print: "Progress bars disabled" (we disabled them) and
+BLOCK_BYTES = 8 << 20
+"""Ray Data's target block size here (its default is 128 MiB): a block becomes one batch of Python
+strings in an operator, several times its Arrow size, so this bounds what a task holds at once."""
+
+
+def _configure_ray_data() -> None:
+    """Blocks of at most ``BLOCK_BYTES``; no progress bars or plan printing from Ray Data (our
+    commands show their own progress), and two one-time warnings spent before they print: "Progress bars disabled" (we disabled them) and
     "the cluster currently does not have any available CPUs" (our executor runs one dataset at a
     time on this session's CPUs; the check reads them while the previous stage's workers are still
     being released, and the dataset runs)."""
@@ -59,6 +64,7 @@ def _quiet_ray_data() -> None:
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+    ctx.target_max_block_size = BLOCK_BYTES
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     for key in ("ray_data_progress_manager_disabled", "cpu_warning"):
         log_once(key)

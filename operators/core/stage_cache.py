@@ -203,21 +203,22 @@ def parquet_parts(folder: Path) -> list[str]:
     return sorted(str(p) for p in Path(folder).glob("*.parquet"))
 
 
-def read_stage(folder: Path, num_blocks: int):
-    """A stage's parts as a Ray Dataset of ``num_blocks`` read tasks.
+def stage_bytes(folder: Path) -> int:
+    """Parquet bytes on disk of a stage's parts."""
+    return sum(os.path.getsize(p) for p in parquet_parts(folder))
 
-    Uses Ray's file-based Parquet reader, which honours ``override_num_blocks``: the V2 reader
-    (Ray 2.60's default) bin-packs parts into 128 MiB read units, so a stage of a few tens of MB
-    became one read task and every map fused after it ran on a single CPU."""
-    import ray.data
 
-    ctx = ray.data.DataContext.get_current()
-    v2 = ctx.use_datasource_v2
-    ctx.use_datasource_v2 = False
-    try:
-        return ray.data.read_parquet(parquet_parts(folder), override_num_blocks=num_blocks)
-    finally:
-        ctx.use_datasource_v2 = v2
+SCAN_ROWS = 4096
+"""Rows per batch where the driver scans a stage's text (pyarrow's default, 131,072, is ~0.5 GB of
+web pages)."""
+
+
+def scan_stage(folder: Path, columns: list[str], filter: Any = None) -> Iterator[Any]:
+    """A stage's rows as record batches of ``SCAN_ROWS``, read ahead by one file and two batches
+    at most (pyarrow's defaults, 4 files and 16 batches, held over a GB here)."""
+    return stage_dataset(folder).to_batches(
+        columns=columns, filter=filter, batch_size=SCAN_ROWS, batch_readahead=2, fragment_readahead=1
+    )
 
 
 def stage_dataset(folder: Path):

@@ -16,7 +16,7 @@ import pyarrow.feather as feather
 
 from operators.core.base import KEEP
 from operators.core.digest import DOC_COLUMNS, combine, doc_digests
-from operators.core.stage_cache import StageStats, stage_dataset
+from operators.core.stage_cache import StageStats, scan_stage, stage_dataset
 
 DIGESTS = "digests.arrow"
 KEY = ["source", "id"]
@@ -55,7 +55,9 @@ def repeated_ids(folder: Path) -> dict[str, list[str]]:
 
 def _computed(folder: Path) -> pa.Table:
     parts = []
-    for batch in stage_dataset(folder).to_batches(columns=None):
+    ds = stage_dataset(folder)
+    columns = [c for c in ds.schema.names if c in DOC_COLUMNS or c == "_reason"]
+    for batch in scan_stage(folder, columns):
         cols = {n: batch.column(n).to_numpy(zero_copy_only=False) for n in batch.schema.names if n in DOC_COLUMNS}
         digests = doc_digests(cols)
         parts.append(

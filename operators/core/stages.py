@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,14 +20,27 @@ LEDGER_COLUMNS = ("_reason", "_detail")
 READ_SCHEMA = pa.schema([(c, pa.string()) for c in ("id", "text", "source", "url", "meta", "_reason", "_detail")])
 
 
-def read_files(batch: dict[str, np.ndarray], reader_cls: type[Operator]) -> pa.Table:
-    """Read the files named in a batch of tasks (path, source, params) into documents."""
+READ_CHUNK_BYTES = 8 << 20
+"""Characters of text (plus a per-record allowance) read into one table."""
+
+
+def read_files(
+    batch: dict[str, np.ndarray], reader_cls: type[Operator], chunk_bytes: int = READ_CHUNK_BYTES
+) -> Iterator[pa.Table]:
+    """Read the files named in a batch of tasks (path, source, params) into documents, a table per
+    ``chunk_bytes`` of text, so a file of any size streams through in bounded memory."""
     rows: list[dict[str, Any]] = []
+    size = 0
     for path, source, params in zip(batch["path"], batch["source"], batch["params"], strict=True):
         reader = reader_cls(json.loads(params))
         for row in reader.read(str(path), str(source)):  # type: ignore[attr-defined]
             rows.append({"url": "", **row, "source": str(source)})
-    return pa.Table.from_pylist(rows, schema=_reader_schema(rows))
+            size += len(row["text"]) + 256
+            if size >= chunk_bytes:
+                yield pa.Table.from_pylist(rows, schema=_reader_schema(rows))
+                rows, size = [], 0
+    if rows:
+        yield pa.Table.from_pylist(rows, schema=_reader_schema(rows))
 
 
 def _reader_schema(rows: list[dict[str, Any]]) -> pa.Schema:
@@ -69,8 +83,7 @@ def decide_batch(table: pa.Table, op: Operator, mode: str, sources: list[str] | 
     table = _with(table, "_detail", pa.array([""] * n, pa.string()))
     if join:
         index, signals = _signal_table(join)
-        keys = zip(table["source"].to_pylist(), table["id"].to_pylist(), strict=True)
-        rows = pa.array(np.fromiter((index[f"{s}\x1f{i}"] for s, i in keys), dtype=np.int64, count=n))
+        rows = pa.array(index.rows(table["source"], table["id"]))
         for col in signals.column_names:
             table = _with(table, col, signals[col].take(rows))
     if mode == "join":
@@ -114,13 +127,51 @@ class ArrowColumns(Mapping[str, np.ndarray]):
 BASE_COLUMNS = frozenset(("id", "text", "source", "url", "meta", "_reason", "_detail"))
 
 
-@functools.lru_cache(maxsize=8)
-def _signal_table(folder: str) -> tuple[dict[str, int], pa.Table]:
-    """(source, id) -> row, and the signal columns, of an annotate stage (loaded once per process)."""
-    table = stage_dataset(Path(folder)).to_table(filter=pc.field("_reason") == "")
-    keys = pc.binary_join_element_wise(table.column("source"), table.column("id"), "\x1f").to_pylist()
-    signals = table.select([c for c in table.column_names if c not in BASE_COLUMNS]).combine_chunks()
-    return {k: i for i, k in enumerate(keys)}, signals
+@functools.lru_cache(maxsize=2)
+def _signal_table(folder: str) -> tuple[KeyIndex, pa.Table]:
+    """The signal columns of an annotate stage's live rows and their (source, id) index, loaded
+    once per process; only those columns are read, never the text."""
+    ds = stage_dataset(Path(folder))
+    names = [c for c in ds.schema.names if c not in BASE_COLUMNS]
+    table = ds.to_table(columns=["source", "id", *names], filter=pc.field("_reason") == "")
+    return KeyIndex(table["source"], table["id"]), table.select(names).combine_chunks()
+
+
+class KeyIndex:
+    """Row of each (source, id) in a table, kept as 16 bytes per row: a sorted 64-bit hash of the
+    key and the row it belongs to. A stage whose keys collide on the hash keeps a dict instead.
+    Keys are looked up by hash alone, so they must be keys of the table: a decision stage's rows
+    always are, as its annotate stage covers every document the decisions before it saw."""
+
+    def __init__(self, sources: pa.ChunkedArray, ids: pa.ChunkedArray) -> None:
+        hashes = key_hashes(sources, ids)
+        self.order = np.argsort(hashes, kind="stable")
+        self.sorted = hashes[self.order]
+        self.exact: dict[str, int] | None = None
+        if len(hashes) > 1 and (self.sorted[1:] == self.sorted[:-1]).any():
+            self.exact = {k: i for i, k in enumerate(_joined(sources, ids))}
+
+    def rows(self, sources: pa.ChunkedArray, ids: pa.ChunkedArray) -> np.ndarray:
+        """Rows of the given keys; KeyError names the first key the table lacks."""
+        if self.exact is not None:
+            return np.fromiter((self.exact[k] for k in _joined(sources, ids)), dtype=np.int64, count=len(ids))
+        hashes = key_hashes(sources, ids)
+        pos = np.clip(np.searchsorted(self.sorted, hashes), 0, max(0, len(self.sorted) - 1))
+        found = self.sorted[pos] == hashes if len(self.sorted) else np.zeros(len(hashes), dtype=bool)
+        if not found.all():
+            first = int(np.flatnonzero(~found)[0])
+            raise KeyError(f"{sources[first].as_py()}/{ids[first].as_py()}")
+        return self.order[pos]
+
+
+def key_hashes(sources: pa.ChunkedArray, ids: pa.ChunkedArray) -> np.ndarray:
+    """64-bit BLAKE2b of each ``source\\x1fid``."""
+    digests = b"".join(hashlib.blake2b(k.encode(), digest_size=8).digest() for k in _joined(sources, ids))
+    return np.frombuffer(digests, dtype=np.uint64)
+
+
+def _joined(sources: pa.ChunkedArray, ids: pa.ChunkedArray) -> list[str]:
+    return pc.binary_join_element_wise(sources, ids, "\x1f").to_pylist()
 
 
 def _with(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray) -> pa.Table:
@@ -135,14 +186,14 @@ def _scatter(old: np.ndarray | None, values: np.ndarray, mask: np.ndarray, n: in
         return values if dtype is None else _cast(values, dtype)
     if old is None:
         fill = SIGNAL_FILL[dtype] if dtype else ""
-        old = np.full(n, fill, dtype=object if dtype in (None, "str") else dtype)
+        old = np.full(n, fill, dtype=object if dtype in (None, "str", "bytes") else dtype)
     full = old.copy()
     full[mask] = values
     return full
 
 
 def _cast(values: np.ndarray, dtype: str) -> np.ndarray:
-    return values.astype(object if dtype == "str" else dtype, copy=False)
+    return values.astype(object if dtype in ("str", "bytes") else dtype, copy=False)
 
 
 def to_arrow(batch: dict[str, np.ndarray]) -> pa.Table:

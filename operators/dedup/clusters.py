@@ -144,9 +144,13 @@ def mark_duplicates(
     return ds.map_batches(fn, batch_format="numpy", zero_copy_batch=False)
 
 
+def _empty(column: np.ndarray) -> str | bytes:
+    return b"" if len(column) and isinstance(column[0], bytes) else ""
+
+
 def _mark(batch: Batch, dropped: np.ndarray, kept_ids: np.ndarray, prefix: str, blank: tuple[str, ...]) -> pa.Table:
     n = len(batch["id"])
-    batch = {**batch, **{c: np.full(n, "", dtype=object) for c in blank}}
+    batch = {**batch, **{c: np.full(n, _empty(batch[c]), dtype=object) for c in blank}}
     reasons = np.full(n, KEEP, dtype=object)
     if len(dropped) and n:
         names = node_names(batch)

@@ -48,9 +48,11 @@ class ExactDedup(GlobalOperator):
         return {TEXT_KEY: np.array(text, dtype=object), URL_KEY: np.array(url, dtype=object)}
 
     def apply(self, ds, ctx: StepContext):
-        ds = ds.materialize()  # read the parent stage once for both passes
         cols = [c for c, on in ((TEXT_KEY, self.params.by_text), (URL_KEY, self.params.by_url)) if on]
-        keys = ds.map_batches(_key_rows, fn_kwargs={"columns": cols}, batch_format="numpy")
+        # each pass reads the parent stage from disk again: nothing of the corpus is held in memory
+        keys = ds.select_columns(["id", "source", *cols]).map_batches(
+            _key_rows, fn_kwargs={"columns": cols}, batch_format="numpy"
+        )
         dropped, kept = resolve_clusters(candidate_edges(keys, ctx.num_blocks))
         return mark_duplicates(ds, dropped, kept, "exact_duplicate", blank=(TEXT_KEY, URL_KEY))
 

@@ -12,7 +12,7 @@ from operators.dedup.clusters import candidate_edges, mark_duplicates, node_name
 from operators.text.text_hashing import batch_ngram_hashes, mix64
 
 SIGNATURE = "_minhash"
-"""Cached signature column: ``num_perm`` uint32 values as hex (internal, not in the run output)."""
+"""Cached signature column: ``num_perm`` uint32 values as bytes (internal, not in the run output)."""
 _CHUNK = 1 << 15  # n-gram hashes per vectorised MinHash block (x num_perm uint64 = 29 MB at 112)
 
 
@@ -66,6 +66,7 @@ class MinhashDedup(GlobalOperator):
 
     name = "minhash_dedup"
     reasons = ("near_duplicate_of",)
+    signals = {SIGNATURE: "bytes"}
     annotate_params = ("ngram", "num_perm", "seed")
 
     class Params(OperatorParams):
@@ -85,12 +86,13 @@ class MinhashDedup(GlobalOperator):
     def annotate(self, batch: Batch) -> Batch:
         p = self.params
         sigs = signatures(batch["text"], p.ngram, p.num_perm, p.seed)
-        return {SIGNATURE: np.array([s.tobytes().hex() for s in sigs], dtype=object)}
+        return {SIGNATURE: np.array([s.tobytes() for s in sigs], dtype=object)}
 
     def apply(self, ds, ctx: StepContext):
-        ds = ds.materialize()  # read the parent stage once for both passes
         p = self.params
-        keys = ds.map_batches(
+        # each pass reads the parent stage from disk again: nothing of the corpus is held in memory
+        needed = ["id", "source", SIGNATURE, *([p.keep_by] if p.keep_by else [])]
+        keys = ds.select_columns(needed).map_batches(
             functools.partial(_band_rows, bands=p.bands, rows=p.rows, keep_by=p.keep_by), batch_format="numpy"
         )
         dropped, kept = resolve_clusters(candidate_edges(keys, ctx.num_blocks))
@@ -98,10 +100,13 @@ class MinhashDedup(GlobalOperator):
 
 
 def decode_signatures(column: np.ndarray) -> np.ndarray:
-    """The cached hex column back to an (n x num_perm) uint32 array."""
+    """The cached signature column back to an (n x num_perm) uint32 array."""
     if len(column) == 0:
         return np.zeros((0, 0), dtype=np.uint32)
-    return np.stack([np.frombuffer(bytes.fromhex(s), dtype=np.uint32) for s in column])
+    # Ray's numpy batches hold binary columns as fixed-width ``S`` arrays, whose items lose their
+    # trailing zero bytes; the array's buffer keeps them
+    raw = column.tobytes() if column.dtype.kind == "S" else b"".join(column)
+    return np.frombuffer(raw, dtype=np.uint32).reshape(len(column), -1)
 
 
 def _band_rows(batch: Batch, bands: int, rows: int, keep_by: str | None) -> Batch:
