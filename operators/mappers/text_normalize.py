@@ -42,6 +42,17 @@ def _mojibake_config():
     )
 
 
+def _fix_mojibake(text: str) -> str:
+    """``ftfy.fix_text`` with ``_mojibake_config``, which repairs each line on its own: only the
+    lines with a non-ASCII character are given to it, as every repair enabled there needs one."""
+    import ftfy
+
+    lines = text.split("\n")
+    config = _mojibake_config()
+    fixed = [line if line.isascii() else ftfy.fix_text(line, config=config) for line in lines]
+    return "\n".join(fixed)
+
+
 @register
 class TextNormalize(Mapper):
     """Mojibake repair (``fix_mojibake``: ftfy, Speer 2019, with the encoding fixes datatrove's
@@ -63,10 +74,8 @@ class TextNormalize(Mapper):
 
     def normalize(self, text: str) -> str:
         p = self.params
-        if p.fix_mojibake:
-            import ftfy
-
-            text = ftfy.fix_text(text, config=_mojibake_config())
+        if p.fix_mojibake and not text.isascii():
+            text = _fix_mojibake(text)
         text = unicodedata.normalize(p.form, text.replace("\r\n", "\n").replace("\r", "\n"))
         if p.strip_control:
             text = _CONTROL.sub("", text)
