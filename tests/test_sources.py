@@ -1,4 +1,5 @@
-"""Sources as users give them: a folder, a glob, a mixed folder, remote URIs; errors name the source."""
+"""Sources as users give them: a folder, a glob, a mixed folder, remote URIs (over a local HTTP server); errors
+name the source."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import gzip
 import json
 import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,30 +99,102 @@ def test_format_on_a_mixed_folder_reads_only_that_format_and_names_what_it_skips
     ]
 
 
+@pytest.fixture
+def http_folder(shared_data: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real HTTP server (the standard library's) on localhost, serving ``data/`` with code and
+    legal JSONL and ``data/sub/`` with a text file: the URL of ``data`` and the folder."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    data = tmp_path / "served" / "data"
+    (data / "sub").mkdir(parents=True)
+    for name in (CODE, LEGAL):
+        shutil.copy(shared_data / "domains" / name, data / name)
+    (data / "sub" / "notes.txt").write_text("a note\n", encoding="utf-8")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=data.parent))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/data", data
+    finally:
+        server.shutdown()
+
+
+def test_a_remote_glob_is_mirrored_once_and_runs_like_the_local_files(
+    ray_started: None, http_folder: tuple[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from operators.core.digest import sha256_file
+    from operators.core.remote_files import mirror
+
+    url, data = http_folder
+    remote = _recipe(f"{url}/*.jsonl")
+    with caplog.at_level(logging.WARNING, logger="operators.core.remote_files"):
+        files = remote.input_files()["docs"]
+    assert [Path(f).name for f in files] == [CODE, LEGAL]
+    assert [sha256_file(f) for f in files] == [sha256_file(data / CODE), sha256_file(data / LEGAL)]
+    assert caplog.messages == [f"fetching 2 of 2 file(s) of {url}/*.jsonl into {Path(files[0]).parent}"]
+
+    local = run_recipe(_recipe(str(data / "*.jsonl")), tmp_path / "local", use_cache=False)
+    mirrored = run_recipe(remote, tmp_path / "remote", use_cache=False)
+    assert (
+        mirrored.sources["docs"]
+        == local.sources["docs"]
+        == {"input": N_CODE + N_LEGAL, "kept": N_CODE + N_LEGAL, "dropped": 0}
+    )
+    assert mirrored.output_sha256 == local.output_sha256
+
+    caplog.clear()
+    mirror.cache_clear()  # as a new process would: the unchanged listing reuses the copies
+    with caplog.at_level(logging.WARNING, logger="operators.core.remote_files"):
+        assert _recipe(f"{url}/*.jsonl").input_files()["docs"] == files
+    assert caplog.messages == []
+
+    with open(data / LEGAL, "a", encoding="utf-8") as fh:  # a changed file is fetched afresh
+        fh.write(json.dumps({"id": "spdx:NEW", "text": "new licence text"}) + "\n")
+    mirror.cache_clear()
+    changed = _recipe(f"{url}/*.jsonl").input_files()["docs"]
+    assert Path(changed[0]).parent != Path(files[0]).parent
+    assert sha256_file(changed[1]) == sha256_file(data / LEGAL)
+
+
+def test_a_remote_folder_and_file(http_folder: tuple[str, Path]) -> None:
+    url, _ = http_folder
+    folder = _recipe(f"{url}/", format="auto")
+    names = [
+        Path(f).relative_to(Path(folder.local_path(folder.sources[0]))).as_posix() for f in folder.input_files()["docs"]
+    ]
+    assert names == [CODE, LEGAL, "sub/notes.txt"]
+    one = _recipe(f"{url}/{LEGAL}")
+    assert [Path(f).name for f in one.input_files()["docs"]] == [LEGAL]
+    assert one.reader_class(one.sources[0]).name == "jsonl"
+
+
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
         (
             "s3://bucket/crawl/*.warc.gz",
-            "sources[docs].uri: 's3://bucket/crawl/*.warc.gz' is a remote URI (s3://); remote sources are not "
-            "supported yet: copy the files to a local folder first (aws s3 cp --recursive s3://bucket/crawl/ DIR) "
-            "and give that folder, or a glob in it, as the source",
+            "sources[docs].uri: 's3://bucket/crawl/*.warc.gz': reading s3:// needs the s3fs package, which is not "
+            "installed (Install s3fs to access S3); install it into dataplan's environment (`.venv/bin/pip install "
+            "s3fs`), or copy the files to a local folder",
         ),
         (
             "gs://bucket/code/",
-            "sources[docs].uri: 'gs://bucket/code/' is a remote URI (gs://); remote sources are not supported yet: "
-            "copy the files to a local folder first (gcloud storage cp --recursive gs://bucket/code/ DIR) and give "
-            "that folder, or a glob in it, as the source",
+            "sources[docs].uri: 'gs://bucket/code/': reading gs:// needs the gcsfs package, which is not installed "
+            "(Please install gcsfs to access Google Storage); install it into dataplan's environment (`.venv/bin/pip "
+            "install gcsfs`), or copy the files to a local folder",
         ),
         (
-            "hf://datasets/org/name/data/train.jsonl",
-            "sources[docs].uri: 'hf://datasets/org/name/data/train.jsonl' is a remote URI (hf://); remote sources "
-            "are not supported yet: copy the files to a local folder first (hf download REPO_ID --repo-type dataset "
-            "--local-dir DIR) and give that folder, or a glob in it, as the source",
+            "nope://x/y.jsonl",
+            "sources[docs].uri: 'nope://x/y.jsonl': Protocol not known: nope; fsspec knows no such protocol",
         ),
     ],
 )
-def test_remote_uris_are_refused_at_validation_with_how_to_copy_them(uri: str, message: str) -> None:
+def test_remote_uris_without_their_filesystem_are_refused_naming_the_package(uri: str, message: str) -> None:
     with pytest.raises(RecipeError) as err:
         _recipe(uri)
     assert str(err.value) == message

@@ -339,8 +339,8 @@ def _started_search(run_id: str) -> str | None:
 
 def parse_sources(items: list[str]) -> dict[str, str]:
     """``name=path`` or ``path`` (name = file stem, before any extension) -> {name: absolute path}.
-    A path is a file, a folder or a glob; a remote URI (``s3://...``) is kept as given, for the
-    recipe to refuse with how to copy it locally."""
+    A path is a file, a folder or a glob; a remote URI (``s3://...``) is kept as given: the recipe
+    mirrors it into the workspace."""
     out: dict[str, str] = {}
     for item in items:
         name, _, path = item.partition("=") if "=" in item.split("://", 1)[0] else ("", "", item)

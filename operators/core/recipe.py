@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from operators.core.base import Operator, OperatorKind, UnknownOperatorError, get_operator
+from operators.core.remote_files import RemoteError, mirror
 from operators.core.source_files import (
     by_reader,
     candidate_files,
@@ -28,7 +29,6 @@ from operators.core.source_files import (
     named_files,
     reader_for,
     readers,
-    remote_refusal,
     remote_scheme,
     strip_file_scheme,
 )
@@ -47,11 +47,15 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("DATAPLAN_SHARED_DATA", "../shared/data")).resolve()
 
 
-def expand_uri(uri: str, base_dir: Path) -> str:
-    """Expand ``~`` and ``${VARS}`` (``DATAPLAN_SHARED_DATA`` has a default) and anchor relative
-    paths at ``base_dir`` (the recipe file's folder)."""
+def expand_vars(uri: str) -> str:
+    """``${VARS}`` and ``$VARS`` expanded (``DATAPLAN_SHARED_DATA`` has a default); unknown ones kept."""
     env = {**os.environ, "DATAPLAN_SHARED_DATA": str(shared_data_dir())}
-    expanded = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m[1] or m[2], m[0]), os.path.expanduser(uri))
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m[1] or m[2], m[0]), uri)
+
+
+def expand_uri(uri: str, base_dir: Path) -> str:
+    """Expand ``~`` and ``${VARS}`` and anchor relative paths at ``base_dir`` (the recipe file's folder)."""
+    expanded = expand_vars(os.path.expanduser(uri))
     return expanded if os.path.isabs(expanded) else str((base_dir / expanded).resolve())
 
 
@@ -157,7 +161,7 @@ class Recipe(BaseModel):
         """The reader of ``src``: its ``format``, else the one its uri's extension names, else the
         one its files' extensions name (``auto`` when they name several: each file is read by its
         own); see ``operators.core.source_files``."""
-        self.local_path(src)  # refuses a remote uri
+        self.local_path(src)  # refuses a missing variable or remote file before anything else
         if src.format:
             return self._named_reader(src)
         return reader_for(src.uri.rstrip("/")) or self._resolve(src)[0]
@@ -177,9 +181,13 @@ class Recipe(BaseModel):
         return out
 
     def local_path(self, src: Source) -> str:
-        """``src.uri`` as a local path (``~``, ``${VARS}``, ``file://`` resolved); refuses remote URIs."""
+        """``src.uri`` as a local path (``~``, ``${VARS}``, ``file://`` resolved); a remote URI is
+        first mirrored into the workspace (``operators.core.remote_files``)."""
         if remote_scheme(src.uri):
-            raise RecipeError(remote_refusal(f"sources[{src.name}].uri", src.uri))
+            try:
+                return mirror(expand_vars(src.uri))
+            except RemoteError as err:
+                raise RecipeError(f"sources[{src.name}].uri: {err}") from None
         return expand_uri(strip_file_scheme(src.uri), Path(self.base_dir))
 
     def _named_reader(self, src: Source) -> type[Operator]:

@@ -4,8 +4,7 @@ A source ``uri`` is a file, a folder (every file under it, recursively; hidden f
 not looked at) or a glob (``data/*.jsonl*``; ``**`` recurses). A file's reader is the one its
 extension names (``reader_for``): ``.jsonl``/``.json``/``.ndjson`` (and ``.gz``) JSONL, ``.parquet``,
 ``.txt`` text, ``.warc``/``.arc`` (and ``.gz``) WARC. Remote URIs (``s3://``, ``gs://``, ``hf://``;
-any ``scheme://`` but ``file://``) are refused with how to copy them locally: no code path
-downloads data at run time.
+any ``scheme://`` but ``file://``) are mirrored into the workspace first (``remote_files``).
 """
 
 from __future__ import annotations
@@ -20,11 +19,6 @@ from operators.core.base import Operator, OperatorKind, all_operators
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _MAGIC = re.compile(r"[*?\[]")
-COPY_HINTS = {
-    "s3": "aws s3 cp --recursive {uri} DIR",
-    "gs": "gcloud storage cp --recursive {uri} DIR",
-    "hf": "hf download REPO_ID --repo-type dataset --local-dir DIR",
-}
 SHOWN = 5
 """How many skipped files a warning names (all of them are counted)."""
 
@@ -33,17 +27,6 @@ def remote_scheme(uri: str) -> str | None:
     """``s3`` for ``s3://bucket/x``; None for a local path or a ``file://`` URI."""
     m = _SCHEME.match(uri)
     return m[1].lower() if m and m[1].lower() != "file" else None
-
-
-def remote_refusal(where: str, uri: str) -> str:
-    """The message refusing a remote ``uri`` at ``where`` (``sources[web].uri``), with how to copy it."""
-    scheme = remote_scheme(uri) or "?"
-    folder = uri[: m.start()].rsplit("/", 1)[0] + "/" if (m := _MAGIC.search(uri)) else uri
-    hint = COPY_HINTS.get(scheme, "your storage's copy tool").format(uri=folder)
-    return (
-        f"{where}: {uri!r} is a remote URI ({scheme}://); remote sources are not supported yet: "
-        f"copy the files to a local folder first ({hint}) and give that folder, or a glob in it, as the source"
-    )
 
 
 def strip_file_scheme(uri: str) -> str:
