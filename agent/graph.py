@@ -144,6 +144,7 @@ def search(state: PlanState) -> PlanState:
             "trials": goal.trials,
             "seed": 0,
             "labels": labels,
+            "experiment": f"dataplan:{state['run_id']}",
         }
         res, log = _call("search", "start_search", args, state["approved_budget"])
         logs.append(log)

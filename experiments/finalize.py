@@ -148,7 +148,7 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
         "plots": [str(p) for p in plots],
     }
     (search.folder / "final.json").write_text(json.dumps(final, indent=2))
-    mlflow = mlflow_client()
+    mlflow = mlflow_client(search.config.mlflow_experiment)
     with mlflow.start_run(run_id=search.config.mlflow_parent_run):
         mlflow.log_metrics(
             {

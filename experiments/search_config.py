@@ -115,6 +115,9 @@ class SearchConfig(BaseModel):
     labels: dict[str, str] = Field(
         default_factory=dict, description="MLflow tags of the search's parent and trial runs (the agent: run id, goal)"
     )
+    mlflow_experiment: str = Field(
+        "dataplan", description="MLflow experiment of the search's runs (an agent run's: `dataplan:<run id>`)"
+    )
     targets: list[Target] = Field(default_factory=list, description="the prepared targets every trial scores")
     finalize: FinalizeSpec = Field(default_factory=FinalizeSpec)
 

@@ -113,7 +113,10 @@ class Search:
                 study.enqueue_trial(values, user_attrs={"source": "prior"})
         for params in config.enqueued:
             study.enqueue_trial(params, skip_if_exists=True)
-        mlflow = mlflow_client()
+        mlflow = mlflow_client(config.mlflow_experiment)
+        if config.labels:  # the experiment's description (the UI's) is the goal, where there is one
+            goal = config.labels.get("dataplan.goal")
+            mlflow.set_experiment_tags({**config.labels, **({"mlflow.note.content": goal} if goal else {})})
         with mlflow.start_run(run_name=config.study_name) as run:
             mlflow.log_params(
                 flat_params(
@@ -192,7 +195,7 @@ class Search:
         with self._lock(), signals_raise_interrupt():
             study = self.study()
             self._recover_interrupted(study)
-            mlflow = mlflow_client()
+            mlflow = mlflow_client(self.config.mlflow_experiment)
             with mlflow.start_run(run_id=self.config.mlflow_parent_run):
                 while self.counts(study)["finished"] < self.config.n_trials:
                     if deadline is not None and time.monotonic() > deadline:
@@ -213,7 +216,7 @@ class Search:
         recipe.name = f"{self.base.name}-trial{trial.number}"
         trial_dir = self.folder / "trials" / f"{trial.number:04d}"
         multi = self.config.objective.retained_tokens
-        mlflow = mlflow_client()
+        mlflow = mlflow_client(self.config.mlflow_experiment)
         recipe_id = recipe.recipe_id()
         if (earlier := _finished_with(trial.study, recipe_id)) is not None:
             return _reuse(trial, earlier, multi)
@@ -255,7 +258,7 @@ class Search:
     def _recover_interrupted(self, study: optuna.Study) -> None:
         """Trials left RUNNING by a dead or interrupted process: mark, close their MLflow run, retry."""
         storage = study._storage
-        client = mlflow_client().MlflowClient()
+        client = mlflow_client(self.config.mlflow_experiment).MlflowClient()
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             storage.set_trial_user_attr(t._trial_id, "interrupted", True)
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)

@@ -4,17 +4,21 @@ replay of the run (slow, run by make test)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import select
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import requests
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,6 +33,33 @@ def _env(home: Path) -> dict[str, str]:
         "DATAPLAN_NUM_CPUS": "2",
         "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
     }
+
+
+@contextlib.contextmanager
+def mlflow_server(db: Path) -> Iterator[str]:
+    """``mlflow server`` on the store, on a free local port: the base URL of its REST API."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{db}"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    proc = subprocess.Popen(cmd, cwd=db.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not _up(f"http://127.0.0.1:{port}/health"):
+            assert proc.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.ConnectionError:
+        return False
 
 
 def dataplan(home: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
@@ -114,18 +145,19 @@ def test_demo_review_resume_report_and_replay(tmp_path: Path) -> None:
     report = Path(status["final"]["report"]).read_text()
     assert "## Confirmation" in report and "natural_mixture" in report
 
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-    found = client.search_runs(
-        [client.get_experiment_by_name("dataplan").experiment_id], f"tags.`dataplan.run_id` = '{run_id}'"
-    )
-    parent = [r for r in found if r.data.tags.get("dataplan.kind") == "search"]
-    assert len(parent) == 1 and parent[0].info.run_name == f"search:{run_id}"
-    trials = [r for r in found if "dataplan.trial" in r.data.tags]
-    assert len(trials) == 3 and all(r.data.tags["dataplan.goal"].startswith("a pretraining mix") for r in trials)
+    with mlflow_server(home / "mlflow.db") as api:  # through MLflow's REST API, as a dashboard would
+        exp = requests.get(f"{api}/experiments/get-by-name", params={"experiment_name": f"dataplan:{run_id}"}).json()
+        exp = exp["experiment"]  # the run's own experiment, described by its goal
+        assert {t["key"]: t["value"] for t in exp["tags"]}["mlflow.note.content"].startswith("a pretraining mix")
+        query = {"experiment_ids": [exp["experiment_id"]], "filter": f"tags.`dataplan.run_id` = '{run_id}'"}
+        found = requests.post(f"{api}/runs/search", json={**query, "max_results": 1000}).json()["runs"]
+    tags = [{t["key"]: t["value"] for t in r["data"]["tags"]} for r in found]
+    parent = [r for r, t in zip(found, tags, strict=True) if t.get("dataplan.kind") == "search"]
+    assert len(parent) == 1 and parent[0]["info"]["run_name"] == f"search:{run_id}"
+    trials = [r for r, t in zip(found, tags, strict=True) if "dataplan.trial" in t]
+    assert len(trials) == 3 and all(t["dataplan.goal"].startswith("a pretraining mix") for t in tags)
     for r in trials:  # the weights trained on, summing to 1, not the simplex draws
-        weights = [float(v) for k, v in r.data.params.items() if k.startswith("weight.")]
+        weights = [float(p["value"]) for p in r["data"]["params"] if p["key"].startswith("weight.")]
         assert len(weights) >= 2 and sum(weights) == pytest.approx(1.0, abs=1e-4)
 
     nodes = [r["node"] for r in json.loads(dataplan(home, "history", run_id, "--json").stdout)]

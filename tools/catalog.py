@@ -152,6 +152,7 @@ class StartSearch(_In):
     sampler: str = "tpe"
     seed: int = 0
     labels: dict[str, str] = Field(default_factory=dict, description="MLflow tags of the search's runs")
+    experiment: str = Field("dataplan", min_length=1, description="MLflow experiment of the search's runs")
 
 
 def _search_cost(trials: int, space: dict[str, Any]) -> float:
@@ -168,7 +169,14 @@ def start_search(a: StartSearch) -> dict[str, Any]:
     from experiments.study import Search
 
     s = Search.create(
-        a.dir, _recipe(a.recipe), a.space, n_trials=a.trials, sampler=a.sampler, seed=a.seed, labels=a.labels
+        a.dir,
+        _recipe(a.recipe),
+        a.space,
+        n_trials=a.trials,
+        sampler=a.sampler,
+        seed=a.seed,
+        labels=a.labels,
+        mlflow_experiment=a.experiment,
     )
     return {"dir": str(s.folder), "n_trials": s.config.n_trials, "targets": [t.name for t in s.config.targets]}
 

@@ -78,6 +78,7 @@ def search(
     max_seeds: int | None = MAX_SEEDS,
     ablate: bool | None = ABLATE,
     ray_address: str | None = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS"),
+    experiment: str = typer.Option("dataplan", "--experiment", help="MLflow experiment of the search's runs"),
     as_json: bool = typer.Option(False, "--json", help="print the final summary as JSON on stdout"),
 ) -> None:
     """Search recipe settings and mixture weights jointly; resumable after Ctrl-C, SIGTERM or kill -9.
@@ -120,6 +121,7 @@ def search(
                 "seed": seed,
                 "time_budget_s": budget,
                 "prior_trials": prior_trials,
+                "mlflow_experiment": experiment,
             }
             settings["finalize"] = _finalize_spec(given).model_dump()
             if trials:
