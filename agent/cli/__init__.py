@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import agent_runs, cache, classifier, demo, explain, export, ops, profile, run, search, train
+from agent.cli import agent_runs, cache, classifier, demo, explain, export, ops, profile, recipes, run, search, train
 
 app = typer.Typer(
     name="dataplan",
@@ -20,6 +20,7 @@ app = typer.Typer(
 app.add_typer(ops.app, name="ops")
 app.add_typer(classifier.app, name="classifier")
 app.add_typer(cache.app, name="cache")
+app.add_typer(recipes.app, name="recipes")
 run.register(app)
 search.register(app)
 agent_runs.register(app)

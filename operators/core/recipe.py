@@ -47,10 +47,17 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("DATAPLAN_SHARED_DATA", "../shared/data")).resolve()
 
 
+_VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
+def _variables() -> dict[str, str]:
+    return {**os.environ, "DATAPLAN_SHARED_DATA": str(shared_data_dir())}
+
+
 def expand_vars(uri: str) -> str:
     """``${VARS}`` and ``$VARS`` expanded (``DATAPLAN_SHARED_DATA`` has a default); unknown ones kept."""
-    env = {**os.environ, "DATAPLAN_SHARED_DATA": str(shared_data_dir())}
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m[1] or m[2], m[0]), uri)
+    env = _variables()
+    return _VAR.sub(lambda m: env.get(m[1] or m[2], m[0]), uri)
 
 
 def expand_uri(uri: str, base_dir: Path) -> str:
@@ -183,6 +190,12 @@ class Recipe(BaseModel):
     def local_path(self, src: Source) -> str:
         """``src.uri`` as a local path (``~``, ``${VARS}``, ``file://`` resolved); a remote URI is
         first mirrored into the workspace (``operators.core.remote_files``)."""
+        unset = [m[1] for m in _VAR.finditer(src.uri) if m[1] and m[1] not in _variables()]  # ${NAME} only
+        if unset:
+            raise RecipeError(
+                f"sources[{src.name}].uri: {src.uri!r} names the environment variable {unset[0]}, which is not set; "
+                f"set it (`{unset[0]}=PATH dataplan ...`) or write the path into the recipe"
+            )
         if remote_scheme(src.uri):
             try:
                 return mirror(expand_vars(src.uri))
