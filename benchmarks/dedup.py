@@ -21,15 +21,14 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.process_tree import run_measured  # noqa: E402
 from operators import shared_data_dir  # noqa: E402
 from operators.text.text_hashing import words  # noqa: E402
 
@@ -162,8 +161,6 @@ def run_datasketch(corpus: Path, result: Path, workers: int) -> None:
 
 def run_system(name: str, corpus: Path, work: Path, workers: int) -> dict:
     """Run one system in a subprocess; sample its process tree's RSS; return its result."""
-    import psutil
-
     result = work / f"{name}.json"
     python = sys.executable
     peers = REPO / "benchmarks" / "peers"
@@ -194,30 +191,17 @@ def run_system(name: str, corpus: Path, work: Path, workers: int) -> dict:
     for leftover in (work / "datatrove_work", corpus.parent / "ours_run"):  # datatrove skips finished tasks
         shutil.rmtree(leftover, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
-    with open(work / f"{name}.log", "w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    peak = [0]
-
-    def sample() -> None:
-        root = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                tree = [root, *root.children(recursive=True)]
-                peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree if p.is_running()))
-            except psutil.Error:
-                pass
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    wall = time.perf_counter()
-    thread.start()
-    code = proc.wait()
-    wall = time.perf_counter() - wall
-    thread.join()
+    measured = run_measured(cmd, env, work / f"{name}.log")
+    code, wall = measured["code"], measured["wall_s"]
     if code != 0 or not result.exists():
         return {"error": f"exit {code}; see {work / (name + '.log')}"}
     out = json.loads(result.read_text())
-    return {"removed": set(out["removed"]), "seconds": out["seconds"], "wall_s": wall, "peak_rss_mb": peak[0] / 2**20}
+    return {
+        "removed": set(out["removed"]),
+        "seconds": out["seconds"],
+        "wall_s": wall,
+        "peak_rss_mb": measured["peak_rss_mb"],
+    }
 
 
 def score(removed: set[str], truth: dict, tau: float) -> dict:

@@ -26,6 +26,16 @@ def _recipe(shared: Path, folder: Path, min_words: int = 50) -> Path:
     return path
 
 
+def _space(recipe: Path) -> dict:
+    """A two-trial-sized search of ``min_words`` scored by a 3-gram proxy on held-out instructions."""
+    return {
+        "recipe": str(recipe),
+        "params": {"steps.length_filter.min_words": {"int": [20, 200]}},
+        "objective": {"targets": [{"name": "instr_heldout", "source": "instr", "fraction": 0.1, "max_bytes": 20000}]},
+        "proxy": {"preset": "ngram3", "tokens": 20000},
+    }
+
+
 def _env(home: Path) -> dict[str, str]:
     return {
         **os.environ,
@@ -76,13 +86,7 @@ def test_two_runs_at_once_on_a_fresh_cache_both_match_a_single_run(
 def test_two_searches_at_once_on_a_fresh_home_both_succeed(shared_data: Path, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    recipe = _recipe(shared_data, tmp_path)
-    space = {
-        "recipe": str(recipe),
-        "params": {"steps.length_filter.min_words": {"int": [20, 200]}},
-        "objective": {"targets": [{"name": "instr_heldout", "source": "instr", "fraction": 0.1, "max_bytes": 20000}]},
-        "proxy": {"preset": "ngram3", "tokens": 20000},
-    }
+    space = _space(_recipe(shared_data, tmp_path))
     for name in ("a", "b"):
         (tmp_path / f"space_{name}.yaml").write_text(yaml.safe_dump(space))
     home = tmp_path / "home"

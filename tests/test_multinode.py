@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
-from test_concurrency import _env, _recipe
+from test_concurrency import _env, _recipe, _space
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,13 +58,7 @@ def _nodes(address: str, home: Path) -> list[float]:
 
 def test_run_and_search_on_two_nodes_match_local_ray(shared_data: Path, tmp_path: Path) -> None:
     recipe = _recipe(shared_data, tmp_path)
-    space = {
-        "recipe": str(recipe),
-        "params": {"steps.length_filter.min_words": {"int": [20, 200]}},
-        "objective": {"targets": [{"name": "instr_heldout", "source": "instr", "fraction": 0.1, "max_bytes": 20000}]},
-        "proxy": {"preset": "ngram3", "tokens": 20000},
-    }
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(_space(recipe)))
     search = ["search", str(tmp_path / "space.yaml"), "--trials", "2", "--no-finalize", "--pruner", "none"]
 
     local_run = _cli(tmp_path / "local", "run", str(recipe), "--out", str(tmp_path / "local_out"))
