@@ -31,13 +31,13 @@ def write_outputs(
     data_dir.mkdir(parents=True, exist_ok=True)
     for old in data_dir.glob("*.parquet"):
         old.unlink()
-    columns = _columns(stage_folder)
+    schema = _output_schema(stage_folder)
     ids = stage_rows(stage_folder, ["source", "id"], dropped=False)
     bounds = _bucket_bounds(ids, sources, stage_bytes(stage_folder), bucket_bytes)
     with tempfile.TemporaryDirectory(dir=data_dir.parent, prefix=".sort-") as tmp:
-        spill = _Spill(Path(tmp), _schema(stage_folder, columns))
+        spill = _Spill(Path(tmp), schema)
         kept = pc.field("_reason") == ""
-        for batch in scan_stage(stage_folder, columns, kept):
+        for batch in scan_stage(stage_folder, schema.names, kept):
             table = pa.Table.from_batches([batch])
             for src, cuts in bounds.items():
                 part = table.filter(pc.equal(table.column("source"), src))
@@ -93,14 +93,10 @@ class _Spill:
         return text_bytes
 
 
-def _columns(stage_folder: Path) -> list[str]:
-    names = stage_dataset(stage_folder).schema.names
-    return [c for c in names if not c.startswith("_")]
-
-
-def _schema(stage_folder: Path, columns: list[str]) -> pa.Schema:
+def _output_schema(stage_folder: Path) -> pa.Schema:
+    """The stage's document columns: all but the internal ``_`` ones (reasons, signatures)."""
     schema = stage_dataset(stage_folder).schema
-    return pa.schema([schema.field(c) for c in columns])
+    return pa.schema([f for f in schema if not f.name.startswith("_")])
 
 
 def read_output(run_dir: str | Path, source: str | None = None) -> pa.Table:

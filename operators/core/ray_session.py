@@ -54,10 +54,10 @@ strings in an operator, several times its Arrow size, so this bounds what a task
 
 def _configure_ray_data() -> None:
     """Blocks of at most ``BLOCK_BYTES``; no progress bars or plan printing from Ray Data (our
-    commands show their own progress), and two one-time warnings spent before they print: "Progress bars disabled" (we disabled them) and
-    "the cluster currently does not have any available CPUs" (our executor runs one dataset at a
-    time on this session's CPUs; the check reads them while the previous stage's workers are still
-    being released, and the dataset runs)."""
+    commands show their own progress), and two one-time warnings spent before they print:
+    "Progress bars disabled" (we disabled them) and "the cluster currently does not have any
+    available CPUs" (our executor runs one dataset at a time on this session's CPUs; the check
+    reads them while the previous stage's workers are still being released, and the dataset runs)."""
     from ray.data import DataContext
     from ray.util.debug import log_once
 

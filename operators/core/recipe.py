@@ -190,7 +190,8 @@ class Recipe(BaseModel):
     def local_path(self, src: Source) -> str:
         """``src.uri`` as a local path (``~``, ``${VARS}``, ``file://`` resolved); a remote URI is
         first mirrored into the workspace (``operators.core.remote_files``)."""
-        unset = [m[1] for m in _VAR.finditer(src.uri) if m[1] and m[1] not in _variables()]  # ${NAME} only
+        known = _variables()
+        unset = [m[1] for m in _VAR.finditer(src.uri) if m[1] and m[1] not in known]  # ${NAME} only
         if unset:
             raise RecipeError(
                 f"sources[{src.name}].uri: {src.uri!r} names the environment variable {unset[0]}, which is not set; "

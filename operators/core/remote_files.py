@@ -52,14 +52,14 @@ def mirror(uri: str) -> str:
     fs, path, pattern = _open(uri)
     root = path.rstrip("/")
     remote = _listing(fs, uri, root, pattern, folder=path.endswith("/"))
-    tags = [(rel, _version(fs.info(path))) for rel, path in remote]
+    tags = [(rel, _version(fs.info(remote_path))) for rel, remote_path in remote]
     key = hashlib.sha256(json.dumps([uri, tags], sort_keys=True, default=str).encode()).hexdigest()[:16]
     local_root = workspace() / "cache" / "remote" / key
-    missing = [(rel, path) for rel, path in remote if not (local_root / rel).is_file()]
+    missing = [(rel, remote_path) for rel, remote_path in remote if not (local_root / rel).is_file()]
     if missing:
         log.warning("fetching %d of %d file(s) of %s into %s", len(missing), len(remote), uri, local_root)
-    for rel, path in missing:
-        _copy(fs, uri, path, local_root / rel)
+    for rel, remote_path in missing:
+        _copy(fs, uri, remote_path, local_root / rel)
     if pattern:
         return str(local_root / pattern)
     only_file = len(remote) == 1 and remote[0][0] == posixpath.basename(root)

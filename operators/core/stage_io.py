@@ -123,6 +123,8 @@ def read_stage(folder: Path, tasks: int):
 
 
 def _read_unit(batch: dict[str, np.ndarray]) -> Iterator[pa.Table]:
+    opened, parquet = None, None  # a unit's slices come file by file: each footer is read once
     for path, group, lo, hi in json.loads(str(batch["unit"][0])):
-        table = pq.ParquetFile(path).read_row_group(group)
-        yield table.slice(lo, hi - lo)
+        if path != opened:
+            opened, parquet = path, pq.ParquetFile(path)
+        yield parquet.read_row_group(group).slice(lo, hi - lo)

@@ -103,10 +103,7 @@ def decode_signatures(column: np.ndarray) -> np.ndarray:
     """The cached signature column back to an (n x num_perm) uint32 array."""
     if len(column) == 0:
         return np.zeros((0, 0), dtype=np.uint32)
-    # Ray's numpy batches hold binary columns as fixed-width ``S`` arrays, whose items lose their
-    # trailing zero bytes; the array's buffer keeps them
-    raw = column.tobytes() if column.dtype.kind == "S" else b"".join(column)
-    return np.frombuffer(raw, dtype=np.uint32).reshape(len(column), -1)
+    return np.frombuffer(b"".join(column), dtype=np.uint32).reshape(len(column), -1)
 
 
 def _band_rows(batch: Batch, bands: int, rows: int, keep_by: str | None) -> Batch:
