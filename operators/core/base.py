@@ -77,6 +77,11 @@ class Operator:
     decisions before them kept, and so re-run when an earlier threshold moves (their backends
     cache answers), instead of running once over every readable document."""
 
+    edits_text: ClassVar[bool] = False
+    """True for global operators whose ``apply`` rewrites ``text`` (substring or paragraph dedup):
+    later steps annotate the edited text, and each kept row's ``_detail`` JSON (e.g.
+    ``{"bytes_removed": 120}``) becomes an entry of that document's edit list in the ledger."""
+
     Params: ClassVar[type[OperatorParams]] = OperatorParams
 
     def __init__(self, params: OperatorParams | dict[str, Any] | None = None, **kwargs: Any) -> None:

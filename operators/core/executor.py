@@ -6,7 +6,8 @@ Each step runs as cached *stages* on two chains ("annotate once, decide cheaply"
   text and every ``annotate`` stage (signals, signatures), over **all** documents still readable;
   its keys chain only content-changing work, so moving any threshold upstream never invalidates it
   (except after a ``survivors_only`` operator, e.g. an LLM scorer: the chains merge there, so it
-  sees only what the decisions before it kept);
+  sees only what the decisions before it kept; and after an ``edits_text`` global operator, so
+  later signals describe the edited text);
 - the *decision* chain applies ``decide`` (filters), ``apply`` (global operators) and mappers that
   follow a decision to the surviving documents, joining each step's signals from its annotate stage
   by (source, id).
@@ -132,6 +133,8 @@ class Executor:
                 stages += self._plan_mapper(i, step, op, heads, needed_later)
             else:
                 stages += self._plan_annotated(i, step, op, heads)
+            if op.edits_text:
+                heads.content = heads.decision  # later signals are computed on the edited text
         return stages
 
     def _read_key(self) -> str:

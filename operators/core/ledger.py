@@ -3,17 +3,20 @@
 One row per input record: ``id``, ``source``, ``status`` (kept/dropped), ``step`` (recipe step
 index; -1 is reading), ``op``, ``reason`` (a code such as ``too_few_words`` or
 ``near_duplicate_of:<id>``) and ``detail`` (for threshold filters the signal, its value and the
-threshold it failed, as JSON: see ``operators.core.rules``; ``operators.core.fate`` reads it back).
+threshold it failed, as JSON: see ``operators.core.rules``; ``operators.core.fate`` reads it back;
+for a kept document, the JSON list of edits text-editing steps made to it, e.g. bytes removed).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from operators.core.base import get_operator
 from operators.core.plan import StepReport
 from operators.core.stage_cache import stage_dataset
 
@@ -51,13 +54,32 @@ def write_ledger(stages: list[tuple[StepReport, Path]], path: Path) -> dict[str,
         parts.append(_ledger_part(t, "dropped", report.index, report.name))
     last_folder = stages[-1][1]
     kept = stage_rows(last_folder, ["id", "source"], dropped=False)
-    parts.append(_ledger_part(kept, "kept", None, None))
+    parts.append(_ledger_part(_with_edits(kept, stages), "kept", None, None))
     ledger = pa.concat_tables(parts)
     read_folder = stages[0][1]
     input_rows = stage_dataset(read_folder).to_table(columns=["source"])
     counts = check_invariant(ledger, input_rows.column("source"))
     pq.write_table(ledger.sort_by([("source", "ascending"), ("id", "ascending")]), path)
     return counts
+
+
+def _with_edits(kept: pa.Table, stages: list[tuple[StepReport, Path]]) -> pa.Table:
+    """``kept`` with a ``_detail`` column: per document, the JSON list of the edits that text-editing
+    steps made to it (``[{"step": 3, "op": "substring_dedup", "bytes_removed": 120}]``), or null."""
+    edits: dict[tuple[str, str], list[dict]] = {}
+    for report, folder in stages:
+        if report.index < 0 or not get_operator(report.name).edits_text:
+            continue
+        rows = stage_dataset(folder).to_table(
+            columns=["id", "source", "_detail"], filter=(pc.field("_reason") == "") & (pc.field("_detail") != "")
+        )
+        for doc, src, detail in zip(*(rows.column(c).to_pylist() for c in ("id", "source", "_detail")), strict=True):
+            edits.setdefault((src, doc), []).append({"step": report.index, "op": report.name, **json.loads(detail)})
+    details = [
+        json.dumps(edits[key]) if key in edits else None
+        for key in zip(kept.column("source").to_pylist(), kept.column("id").to_pylist(), strict=True)
+    ]
+    return kept.append_column("_detail", pa.array(details, pa.string()))
 
 
 def _ledger_part(t: pa.Table, status: str, step: int | None, op: str | None) -> pa.Table:
