@@ -14,8 +14,11 @@ sampled every 200 ms) and the stage cache's size on disk. With ``--peers datatro
 corpora also go through datatrove's equivalent pipeline (JSONL reader, length and Gopher quality
 filters, its 4-stage MinHash) with the same worker count, in the same run.
 
+``--pipeline substring`` or ``bloom`` runs the corpora through ``substring_dedup`` or ``bloom_dedup``
+alone instead (no peer).
+
 Usage: python benchmarks/scale.py --json OUT [--sizes 0.25 0.5 1 2] [--peers datatrove [--peer-sizes 0.25]]
-[--work DIR]
+[--pipeline filters_minhash|substring|bloom] [--work DIR]
 """
 
 from __future__ import annotations
@@ -42,12 +45,25 @@ RECIPE = """name: scale
 sources:
   - {{name: web, uri: "{corpus}/*.jsonl"}}
 steps:
-  - {{op: text_normalize}}
-  - {{op: length_filter, params: {{min_words: 50}}}}
-  - {{op: gopher_quality}}
-  - {{op: minhash_dedup}}
+{steps}
 seed: 0
 """
+PIPELINES = {
+    "filters_minhash": (
+        "text_normalize",
+        "length_filter, params: {min_words: 50}",
+        "gopher_quality",
+        "minhash_dedup",
+    ),
+    "substring": ("substring_dedup",),
+    "bloom": ("bloom_dedup",),
+}
+"""Step lists ``--pipeline`` picks: the default is the filters + MinHash pipeline datatrove runs too."""
+
+
+def recipe_text(corpus: str, pipeline: str) -> str:
+    steps = "\n".join(f"  - {{op: {step}}}" for step in PIPELINES[pipeline])
+    return RECIPE.format(corpus=corpus, steps=steps)
 
 
 PROSE = (
@@ -112,13 +128,13 @@ def build_corpus(out: Path, size_bytes: int, seed: int = 0) -> dict:
     return info
 
 
-def run_ours(corpus: Path, work: Path, workers: int) -> dict:
+def run_ours(corpus: Path, work: Path, workers: int, pipeline: str) -> dict:
     """``dataplan run`` on a fresh home (empty stage cache); its result JSON and the measurements."""
     home = work / "home"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     recipe = home / "recipe.yaml"
-    recipe.write_text(RECIPE.format(corpus=corpus))
+    recipe.write_text(recipe_text(str(corpus), pipeline))
     result = home / "result.json"
     cmd = [sys.executable, "-m", "agent.cli", "run", str(recipe), "--out", str(home / "out"), "--json"]
     cmd += ["--num-cpus", str(workers)]
@@ -137,8 +153,8 @@ def run_ours(corpus: Path, work: Path, workers: int) -> dict:
     }
 
 
-def run_datatrove(corpus: Path, work: Path, workers: int) -> dict:
-    """datatrove's equivalent pipeline in its own venv."""
+def run_datatrove(corpus: Path, work: Path, workers: int, pipeline: str) -> dict:
+    """datatrove's equivalent of the default pipeline in its own venv."""
     python = REPO / "benchmarks/peers/datatrove/venv/bin/python"
     if not python.exists():
         return {"error": f"{python} missing: run benchmarks/peers/datatrove/setup.sh"}
@@ -179,9 +195,12 @@ def main() -> None:
         default=[0.25],
         help="sizes the peers run at (datatrove took 17 min for 0.25 GB on 2 cores: its Gopher filter tokenises with spaCy)",
     )
+    ap.add_argument("--pipeline", choices=sorted(PIPELINES), default="filters_minhash", help="the recipe's steps")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--work", type=Path, default=REPO / ".dataplan/bench/scale", help="corpora and scratch")
     args = ap.parse_args()
+    if args.peers and args.pipeline != "filters_minhash":
+        ap.error("peers run the default pipeline only (--pipeline filters_minhash)")
     systems = {"ours": run_ours, **{p: globals()[f"run_{p}"] for p in args.peers}}
     rows = []
     for size in args.sizes:
@@ -195,7 +214,7 @@ def main() -> None:
         for name, fn in systems.items():
             if name != "ours" and size not in args.peer_sizes:
                 continue
-            res = fn(corpus, args.work / "runs" / name, args.workers)
+            res = fn(corpus, args.work / "runs" / name, args.workers, args.pipeline)
             if "error" not in res:
                 res["docs_per_s"] = round(res["docs_in"] / res["wall_s"], 1)
             rows.append({"system": name, "size_gb": size, "corpus_docs": info["docs"], **res})
@@ -203,7 +222,8 @@ def main() -> None:
     load = os.getloadavg()
     out = {
         "machine": {"cpus": os.cpu_count(), "load_avg_1_5_15": [round(x, 2) for x in load]},
-        "recipe": RECIPE.format(corpus="<corpus>"),
+        "pipeline": args.pipeline,
+        "recipe": recipe_text("<corpus>", args.pipeline),
         "rows": rows,
         "rss_growth_0.25_to_1gb": _growth(rows),
         "git": subprocess.run(
