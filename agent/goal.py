@@ -31,6 +31,9 @@ class Goal(BaseModel):
     remove_pii: bool = False
     exclude_sources: list[str] = Field(default_factory=list)
     max_share: dict[str, float] = Field(default_factory=dict, description="source -> largest allowed mixture weight")
+    final_phase: bool = Field(
+        False, description="search a final training phase that upweights the targets (anneal, two-phase schedule)"
+    )
     trials: int = Field(GOAL_DEFAULTS["trials"], gt=0)
     hours: float | None = Field(None, gt=0)
     preset: str = Field(GOAL_DEFAULTS["preset"], description="the neural proxy that confirms the result")

@@ -6,7 +6,9 @@
 - ``best_fit``: Best-fit Decreasing packing (Ding et al. 2024, "Fewer Truncations Improve Language
   Modeling"). A document is cut only when it is longer than ``seq_len``; the pieces are placed,
   longest first, into the open sequence with the least room that still fits them, and the
-  remainder of each sequence is padded. Sequences are then shuffled (seeded).
+  remainder of each sequence is padded. Sequences are then shuffled (seeded). Given the starts of
+  a multi-phase mixture's phases (``MixtureSample.phase_starts``), each phase is packed and
+  shuffled on its own and the phases keep their order, as ``concat`` keeps it by construction.
 
 Both report ``truncation_rate`` (documents split over more than one sequence / documents) and
 ``padding_rate`` (pad tokens / all tokens). Pad positions carry ``PAD_ID`` and are left out of the
@@ -16,6 +18,8 @@ loss.
 from __future__ import annotations
 
 import bisect
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,13 +59,16 @@ class Packed:
     stats: PackingStats
 
 
-def pack(texts: list[str], seq_len: int, method: str = "concat", seed: int = 0) -> Packed:
-    """Encode ``texts`` with the byte tokenizer and pack them with ``method`` (one of ``METHODS``)."""
+def pack(
+    texts: list[str], seq_len: int, method: str = "concat", seed: int = 0, phase_starts: Sequence[int] = ()
+) -> Packed:
+    """Encode ``texts`` with the byte tokenizer and pack them with ``method`` (one of ``METHODS``);
+    ``phase_starts`` (indices into ``texts``) keep a phased stream's order."""
     docs = [encode_document(t) for t in texts]
     if method == "concat":
         return concat_and_chunk(docs, seq_len)
     if method == "best_fit":
-        return best_fit(docs, seq_len, seed)
+        return best_fit(docs, seq_len, seed, phase_starts=phase_starts)
     raise ValueError(f"packing method {method!r}: use one of {METHODS}")
 
 
@@ -80,18 +87,24 @@ def concat_and_chunk(docs: list[np.ndarray], seq_len: int) -> Packed:
     return Packed(flat.reshape(n_seq, seq_len), stats)
 
 
-def best_fit(docs: list[np.ndarray], seq_len: int, seed: int = 0) -> Packed:
-    """Best-fit Decreasing: cut only documents longer than ``seq_len``, pack the pieces tightly."""
+def best_fit(docs: list[np.ndarray], seq_len: int, seed: int = 0, phase_starts: Sequence[int] = ()) -> Packed:
+    """Best-fit Decreasing: cut only documents longer than ``seq_len``, pack the pieces tightly
+    (each phase on its own: a sequence never mixes documents of two phases)."""
     pieces = [d[i : i + seq_len] for d in docs for i in range(0, len(d), seq_len)]
+    phase = [bisect.bisect_right(phase_starts, k) for k, d in enumerate(docs) for _ in range(0, len(d), seq_len)]
     truncated = sum(len(d) > seq_len for d in docs)
-    order = sorted(range(len(pieces)), key=lambda k: -len(pieces[k]))
+    order = sorted(range(len(pieces)), key=lambda k: (phase[k], -len(pieces[k])))
     bins: list[list[int]] = []
+    bin_phase: list[int] = []
     room: list[tuple[int, int]] = []  # (free tokens, bin index), sorted: the best fit is the first >= size
     for k in order:
+        if bin_phase and bin_phase[-1] != phase[k]:
+            room = []  # a new phase: the open sequences of the last one are closed
         size = len(pieces[k])
         at = bisect.bisect_left(room, (size, -1))
         if at == len(room):
             bins.append([k])
+            bin_phase.append(phase[k])
             free, b = seq_len - size, len(bins) - 1
         else:
             free, b = room.pop(at)
@@ -100,7 +113,10 @@ def best_fit(docs: list[np.ndarray], seq_len: int, seed: int = 0) -> Packed:
         if free > 0:
             bisect.insort(room, (free, b))
     tokens = np.full((len(bins), seq_len), PAD_ID, dtype=np.uint16)
-    for row, b in enumerate(np.random.default_rng(seed).permutation(len(bins))):
+    rng = np.random.default_rng(seed)
+    first = np.searchsorted(bin_phase, np.arange(len(phase_starts) + 2))  # each phase's first bin
+    shuffled = np.concatenate([lo + rng.permutation(hi - lo) for lo, hi in itertools.pairwise(first)])
+    for row, b in enumerate(shuffled):
         seq = np.concatenate([pieces[k] for k in bins[b]])
         tokens[row, : len(seq)] = seq
     total = sum(len(d) for d in docs)

@@ -117,7 +117,7 @@ def evaluate_recipe_output(
         fit = NgramTrained(stream, order, eval_at, _scorer(target_texts, on_eval))
         return _count_model_result(fit, target_texts, pools, sample, seed, start, out_dir)
     spec = get_preset(preset, **(preset_overrides or {}))
-    packed = pack(stream, spec.seq_len, packing, seed)
+    packed = pack(stream, spec.seq_len, packing, seed, phase_starts=sample.phase_starts)
     quick = {name: _head(texts, intermediate_bytes) for name, texts in target_texts.items()}
 
     def evaluate(model) -> dict[str, float]:

@@ -8,7 +8,9 @@ same amount of text for every recipe.
    excess goes to the uncapped sources in proportion to their weights (water-filling, as in the
    RegMix/Olmix repetition caps). Without weights the natural mixture is used (shares proportional
    to each source's weighted tokens). When every source is capped the stream is shorter than the
-   budget, and the report says so.
+   budget, and the report says so. With ``phases`` (``Mixture.phases``, a schedule) each phase's
+   share of the budget is split by that phase's weights, phase after phase, from what the earlier
+   phases left under the caps: the caps hold over the whole run.
 2. Documents within a source. A per-document ``weight`` column (SoftDeDup, He et al. 2024) scales
    how often a document is drawn: document i expects ``share * w_i n_i / sum_j w_j n_j`` tokens,
    again capped at ``max_epochs`` copies per document and water-filled. Whole copies are taken
@@ -17,7 +19,9 @@ same amount of text for every recipe.
 3. Synthetic share guard. With ``max_synthetic_share``, copies of documents whose meta says
    ``synthetic: true`` (e.g. ``llm_rephrase`` output) are removed in a seeded random order until
    they hold at most that share of the budget; the stream gets shorter, it is not refilled.
-4. The copies of all sources are shuffled into one order.
+4. The copies of all sources are shuffled into one order. With phases, each source's copies (a
+   seeded order, first copies before any repeat) are first cut into consecutive runs that follow
+   its per-phase targets; each phase is shuffled on its own and the phases keep training order.
 
 Everything is seeded: the same pool, mixture, budget and seed give the same stream; each source
 draws from its own generator, so adding a source leaves the other sources' selections unchanged.
@@ -110,14 +114,34 @@ class SourceStats:
 
 
 @dataclass
+class PhaseStats:
+    """One phase of the stream: ``order[start:end]``, ending at ``until`` of the budget."""
+
+    until: float
+    target_tokens: dict[str, int]
+    """Per source: the phase's share after the ``max_epochs`` caps."""
+    tokens: dict[str, int]
+    """Per source: realised in the phase."""
+    end: int
+    start: int = 0
+
+
+@dataclass
 class MixtureSample:
-    """The training stream: ``order[k] = (source index, document index)``, and per-source stats."""
+    """The training stream: ``order[k] = (source index, document index)``, per-source stats (over
+    the whole stream) and per-phase stats (one phase for a static mixture)."""
 
     sources: list[str]
     order: np.ndarray
     stats: dict[str, SourceStats]
     total_tokens: int
     budget: int
+    phases: list[PhaseStats] = field(default_factory=list)
+
+    @property
+    def phase_starts(self) -> list[int]:
+        """Where each phase after the first begins in ``order`` (the documents' indices)."""
+        return [p.start for p in self.phases[1:]]
 
     def documents(self, pools: dict[str, SourcePool]) -> list[str]:
         """The stream's texts in training order."""
@@ -146,40 +170,120 @@ def sample_mixture(pools: dict[str, SourcePool], mixture: Mixture, total_tokens:
     """A deterministic training stream of about ``total_tokens`` tokens (see the module docstring)."""
     names = sorted(pools)
     usable = np.array([pools[n].usable_tokens for n in names], dtype=np.float64)
-    if mixture.weights is None:
-        weights = np.array([float(pools[n].weights @ pools[n].n_tokens) for n in names])
-    else:
-        weights = np.array([float(mixture.weights.get(n, 0.0)) for n in names])
-    if weights.sum() <= 0 or usable.sum() <= 0:
-        raise ValueError(f"nothing to sample: sources {names} have no usable documents under weights {mixture.weights}")
-    weights = weights / weights.sum()
     caps = mixture.max_epochs * usable
-    targets = water_fill(float(total_tokens), weights, caps)
-    all_copies = []
-    for s, name in enumerate(names):
-        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-        all_copies.append(_document_copies(pools[name], targets[s], mixture.max_epochs, rng))
+    schedule = mixture.schedule()
+    weights, targets, capped = _phase_targets(pools, names, schedule, caps, total_tokens)
+    rngs = [np.random.default_rng([seed, zlib.crc32(name.encode())]) for name in names]
+    all_copies = [
+        _document_copies(pools[name], targets[:, s].sum(), mixture.max_epochs, rngs[s]) for s, name in enumerate(names)
+    ]
     if mixture.max_synthetic_share is not None:
         _cap_synthetic(pools, names, all_copies, mixture.max_synthetic_share * total_tokens, seed)
-    order_parts, stats = [], {}
+    stats = {}
     for s, name in enumerate(names):
         copies = all_copies[s]
-        docs = np.repeat(np.arange(len(copies)), copies)
-        order_parts.append(np.stack([np.full(len(docs), s), docs], axis=1))
         tokens = int(copies @ pools[name].n_tokens)
         stats[name] = SourceStats(
-            weight=float(weights[s]),
+            weight=float(weights[:, s] @ np.diff([0.0] + [end for end, _ in schedule])),
             available_tokens=pools[name].tokens,
-            target_tokens=round(targets[s]),
+            target_tokens=round(targets[:, s].sum()),
             tokens=tokens,
             epochs=tokens / max(pools[name].tokens, 1),
             documents=int(copies.sum()),
             unique_documents=int((copies > 0).sum()),
-            capped=bool(weights[s] * total_tokens > caps[s] + 0.5),
+            capped=bool(capped[s]),
         )
-    order = np.concatenate(order_parts) if order_parts else np.zeros((0, 2), dtype=np.int64)
-    order = order[np.random.default_rng([seed, 0x5EED]).permutation(len(order))]
-    return MixtureSample(names, order, stats, sum(st.tokens for st in stats.values()), total_tokens)
+    if len(schedule) == 1:
+        order = _copies_order(all_copies)
+        order = order[np.random.default_rng([seed, 0x5EED]).permutation(len(order))]
+        phases = [PhaseStats(1.0, {n: st.target_tokens for n, st in stats.items()}, {}, len(order))]
+    else:
+        order, phases = _phase_order(pools, names, schedule, targets, all_copies, rngs, seed)
+    for phase in phases:
+        phase.tokens = _tokens_by_source(pools, names, order[phase.start : phase.end])
+    return MixtureSample(names, order, stats, sum(st.tokens for st in stats.values()), total_tokens, phases)
+
+
+def _phase_targets(
+    pools: dict[str, SourcePool],
+    names: list[str],
+    schedule: list[tuple[float, dict[str, float] | None]],
+    caps: np.ndarray,
+    total_tokens: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per phase and source: normalised weights and target tokens, phase after phase from what the
+    ``max_epochs`` caps leave (earlier phases draw first); and per source whether a cap bit."""
+    weights = np.zeros((len(schedule), len(names)))
+    targets = np.zeros((len(schedule), len(names)))
+    capped = np.zeros(len(names), dtype=bool)
+    begin = 0.0
+    for k, (end, phase_weights) in enumerate(schedule):
+        if phase_weights is None:
+            w = np.array([float(pools[n].weights @ pools[n].n_tokens) for n in names])
+        else:
+            w = np.array([float(phase_weights.get(n, 0.0)) for n in names])
+        left = caps - targets.sum(axis=0)
+        if w.sum() <= 0 or caps.sum() <= 0:
+            where = "" if len(schedule) == 1 else f"phase {k}: "
+            raise ValueError(
+                f"{where}nothing to sample: sources {names} have no usable documents under weights {phase_weights}"
+            )
+        weights[k] = w / w.sum()
+        budget = (end - begin) * total_tokens
+        targets[k] = water_fill(budget, weights[k], left)
+        capped |= weights[k] * budget > left + 0.5
+        begin = end
+    return weights, targets, capped
+
+
+def _copies_order(all_copies: list[np.ndarray]) -> np.ndarray:
+    """(source index, document index) rows: each source's documents in order, repeated by their copies."""
+    parts = []
+    for s, copies in enumerate(all_copies):
+        docs = np.repeat(np.arange(len(copies)), copies)
+        parts.append(np.stack([np.full(len(docs), s), docs], axis=1))
+    return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
+
+
+def _phase_order(
+    pools: dict[str, SourcePool],
+    names: list[str],
+    schedule: list[tuple[float, dict[str, float] | None]],
+    targets: np.ndarray,
+    all_copies: list[np.ndarray],
+    rngs: list[np.random.Generator],
+    seed: int,
+) -> tuple[np.ndarray, list[PhaseStats]]:
+    """The stream of a schedule: each source's copies, first copies first (a document repeats only
+    once every document of its source has been seen) in a seeded order, are cut into consecutive
+    runs whose tokens follow the source's per-phase targets; each phase is shuffled on its own and
+    the phases follow each other in training order."""
+    runs: list[list[np.ndarray]] = [[] for _ in schedule]
+    for s, name in enumerate(names):
+        copies = all_copies[s]
+        docs = np.repeat(np.arange(len(copies)), copies)
+        epoch = np.arange(len(docs)) - np.repeat(np.cumsum(copies) - copies, copies)  # 0 for a first copy
+        docs = docs[np.lexsort((rngs[s].random(len(docs)), epoch))]
+        lengths = pools[name].n_tokens[docs]
+        middle = np.cumsum(lengths) - lengths / 2
+        share = np.cumsum(targets[:, s]) / max(targets[:, s].sum(), 1e-9)
+        phase_of = np.minimum(np.searchsorted(share * lengths.sum(), middle, side="right"), len(schedule) - 1)
+        for k in range(len(schedule)):
+            picked = docs[phase_of == k]
+            runs[k].append(np.stack([np.full(len(picked), s), picked], axis=1))
+    parts, phases, start = [], [], 0
+    for k, (end, _) in enumerate(schedule):
+        part = np.concatenate(runs[k]) if runs[k] else np.zeros((0, 2), dtype=np.int64)
+        parts.append(part[np.random.default_rng([seed, 0x5EED, k]).permutation(len(part))])
+        phases.append(
+            PhaseStats(end, {n: round(targets[k, s]) for s, n in enumerate(names)}, {}, start + len(part), start)
+        )
+        start += len(part)
+    return np.concatenate(parts), phases
+
+
+def _tokens_by_source(pools: dict[str, SourcePool], names: list[str], order: np.ndarray) -> dict[str, int]:
+    return {n: int(pools[n].n_tokens[order[order[:, 0] == s, 1]].sum()) for s, n in enumerate(names)}
 
 
 def _cap_synthetic(

@@ -50,6 +50,7 @@ def _with(recipe: Recipe, *, name: str, steps: list[Step] | None = None, weights
         data["steps"] = [s.model_dump(mode="json") for s in steps]
     if weights != "keep":
         data["mixture"]["weights"] = weights
+        data["mixture"]["phases"] = None  # a baseline mixture is static
     return Recipe.model_validate({**data, "base_dir": recipe.base_dir})
 
 

@@ -8,12 +8,22 @@ A space is a small YAML beside a base recipe::
       steps.text_normalize.enabled: bool                       # optional step on/off
       steps.text_normalize.form: {choice: [NFC, NFKC]}          # only sampled when the step is on
       mixture.weights: simplex                                 # weights on the probability simplex
+      mixture.final_phase:                                     # a searched last phase (optional)
+        fraction: {float: [0.05, 0.3]}                         # of the token budget
+        boost: {float: [1.0, 10.0], log: true}                 # multiplier on these sources' weights
+        sources: [code]
 
 ``simplex`` is parametrised by one uniform draw ``u_s`` in (0, 1] per source and
 ``w_s = -log(u_s) / sum(-log(u))``: normalised exponentials, so independent uniform draws give a
 uniform Dirichlet(1) point (a standard simplex construction), and every weight stays positive.
 The draws are Optuna's params (``mixture.<source>``); people and MLflow see the weights
 (``weight.<source>``, ``experiments.weights``): a draw near 1 is a small weight.
+
+``mixture.final_phase`` turns the mixture into a two-phase schedule (``Mixture.phases``): the
+weights until ``1 - fraction`` of the token budget, then the same weights with ``sources``
+multiplied by ``boost`` and renormalised: annealing on the target domain at the end of training
+(Llama 3, Grattafiori et al. 2024, section 3.1.3; two-phase blends, Feng et al. 2024). Its Optuna
+params are ``final_phase.fraction`` and ``final_phase.boost``.
 """
 
 from __future__ import annotations
@@ -27,9 +37,11 @@ import optuna
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from operators import Recipe, RecipeError, get_operator
+from operators import Mixture, Recipe, RecipeError, get_operator
 
 SIMPLEX_FLOOR = 1e-6
+FINAL_PHASE = "final_phase"
+"""Prefix of the final phase's Optuna params (not ``mixture.``: those are the simplex draws)."""
 PRIOR_CONCENTRATION = 20.0
 """Dirichlet concentration of the points drawn around a proposal's mixture (``SearchSpace.around``):
 a weight of 0.5 varies by about +-0.11 (one standard deviation)."""
@@ -84,11 +96,52 @@ class StepParam(BaseModel):
     dist: Dist
 
 
+class FinalPhase(BaseModel):
+    """A searched last phase: its share of the token budget and the boost of ``sources``' weights."""
+
+    model_config = ConfigDict(extra="forbid")
+    fraction: Dist
+    boost: Dist
+    sources: list[str] = Field(min_length=1)
+
+    def dims(self) -> dict[str, Dist]:
+        """Optuna name -> dimension."""
+        return {f"{FINAL_PHASE}.fraction": self.fraction, f"{FINAL_PHASE}.boost": self.boost}
+
+    def mixture(self, mixture: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        """``mixture`` (plain data with static ``weights``) as the two-phase schedule at ``values``."""
+        weights = mixture["weights"]
+        boost = values[f"{FINAL_PHASE}.boost"]
+        final = {src: w * (boost if src in self.sources else 1.0) for src, w in weights.items()}
+        total = sum(final.values())
+        phases = [
+            {"until": round(1 - values[f"{FINAL_PHASE}.fraction"], 6), "weights": weights},
+            {"weights": {src: round(w / total, 6) for src, w in final.items()}},
+        ]
+        return {**mixture, "weights": None, "phases": phases}
+
+    def values_of(self, mixture: Mixture) -> dict[str, float]:
+        """The point a mixture sits at: a static one has no boost and the middle fraction; a
+        two-phase one the boost that turns its first phase's odds of ``sources`` into its last's."""
+        lo, hi = self.fraction.floats or (0.0, 1.0)
+        fraction, boost = (lo + hi) / 2, 1.0
+        if mixture.phases is not None and len(mixture.phases) == 2:
+            first, last = (_boosted_share(p.weights or {}, self.sources) for p in mixture.phases)
+            fraction = 1 - (mixture.phases[0].until or 0.0)
+            if 0 < first < 1 and 0 < last < 1:
+                boost = (last / (1 - last)) / (first / (1 - first))
+        return {
+            f"{FINAL_PHASE}.fraction": _clip(fraction, self.fraction),
+            f"{FINAL_PHASE}.boost": _clip(boost, self.boost),
+        }
+
+
 class SearchSpace(BaseModel):
     """Resolved against a base recipe: every dimension points at a concrete step index."""
 
     params: list[StepParam] = Field(default_factory=list)
     simplex: list[str] = Field(default_factory=list, description="sources whose mixture weights are searched")
+    final_phase: FinalPhase | None = None
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Sample one point; a step's params are only sampled when the step is on."""
@@ -100,7 +153,13 @@ class SearchSpace(BaseModel):
                 p.dist.suggest(trial, _name(p))
         for src in self.simplex:
             trial.suggest_float(f"mixture.{src}", SIMPLEX_FLOOR, 1.0)
+        for name, dist in self.schedule_dims().items():
+            dist.suggest(trial, name)
         return dict(trial.params)
+
+    def schedule_dims(self) -> dict[str, Dist]:
+        """The mixture schedule's dimensions (``mixture.final_phase``), by Optuna name."""
+        return self.final_phase.dims() if self.final_phase else {}
 
     def step_enabled(self, step: int, values: dict[str, Any]) -> bool:
         switch = [p for p in self.params if p.step == step and p.param == "enabled"]
@@ -119,6 +178,8 @@ class SearchSpace(BaseModel):
                 step["params"][p.param] = values[_name(p)]
         if self.simplex:
             data["mixture"]["weights"] = simplex_weights({s: values[f"mixture.{s}"] for s in self.simplex})
+        if self.final_phase:
+            data["mixture"] = self.final_phase.mixture(data["mixture"], values)
         return Recipe.model_validate({**data, "base_dir": base.base_dir})
 
     def values_of(self, recipe: Recipe) -> dict[str, Any]:
@@ -134,6 +195,8 @@ class SearchSpace(BaseModel):
                 values[_name(p)] = _clip(step.params.get(p.param, default), p.dist)
         if self.simplex:
             values.update(_draws(self._shares(recipe)))
+        if self.final_phase:
+            values.update(self.final_phase.values_of(recipe.mixture))
         return values
 
     def numeric_values(self, recipe: Recipe) -> dict[str, float]:
@@ -169,13 +232,15 @@ class SearchSpace(BaseModel):
 
     def _shares(self, recipe: Recipe) -> dict[str, float]:
         """The recipe's weights over the searched sources, summing to 1 (equal when it has none)."""
-        weights = recipe.mixture.weights or {s: 1.0 for s in self.simplex}
+        phases = recipe.mixture.phases
+        weights = recipe.mixture.weights or (phases[0].weights if phases else None) or {s: 1.0 for s in self.simplex}
         total = sum(weights.get(s, 0.0) for s in self.simplex) or 1.0
         return {s: weights.get(s, 0.0) / total for s in self.simplex}
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         out = {_name(p): p.dist.distribution() for p in self.params}
         out.update({f"mixture.{s}": optuna.distributions.FloatDistribution(SIMPLEX_FLOOR, 1.0) for s in self.simplex})
+        out.update({name: dist.distribution() for name, dist in self.schedule_dims().items()})
         return out
 
 
@@ -211,9 +276,12 @@ def parse_space(data: dict[str, Any], base: Recipe, origin: str = "space") -> Se
                 raise RecipeError(f"{where}: only `simplex` is supported for mixture weights")
             space.simplex = [s.name for s in base.sources]
             continue
+        if key == "mixture.final_phase":
+            space.final_phase = _parse_final_phase(spec, base, where)
+            continue
         m = re.fullmatch(r"steps\.([A-Za-z0-9_\-]+)\.([A-Za-z0-9_]+)", key)
         if not m:
-            raise RecipeError(f"{where}: expected steps.<op or index>.<param> or mixture.weights")
+            raise RecipeError(f"{where}: expected steps.<op or index>.<param>, mixture.weights or mixture.final_phase")
         index = _step_index(m[1], base, where)
         op = base.steps[index].op
         dist = _parse_dist(spec, where)
@@ -222,8 +290,13 @@ def parse_space(data: dict[str, Any], base: Recipe, origin: str = "space") -> Se
         elif not dist.boolean:
             raise RecipeError(f"{where}: `enabled` takes `bool`")
         space.params.append(StepParam(step=index, op=op, param=m[2], dist=dist))
-    if not space.params and not space.simplex:
+    if not space.params and not space.simplex and not space.final_phase:
         raise RecipeError(f"{origin}: the space has no dimensions; add entries under `params:`")
+    if space.final_phase and not space.simplex and base.mixture.weights is None:
+        raise RecipeError(
+            f"{origin}.params['mixture.final_phase']: boosts the mixture's weights, and the base recipe has none; "
+            "add `mixture.weights: simplex` to the space or set `mixture.weights` in the recipe"
+        )
     return space
 
 
@@ -276,6 +349,40 @@ def _check_param(op: str, step_params: dict[str, Any], param: str, dist: Dist, w
             raise RecipeError(
                 f"{where}: value {value!r} is invalid for {op}.{param}: {err.errors()[0]['msg']}"
             ) from None
+
+
+def _parse_final_phase(spec: Any, base: Recipe, where: str) -> FinalPhase:
+    """``mixture.final_phase: {fraction: {float: [lo, hi]}, boost: {float: [lo, hi]}, sources: [...]}``."""
+    if base.mixture.phases is not None:
+        raise RecipeError(
+            f"{where}: the base recipe already has `mixture.phases`; search a final phase over static weights"
+        )
+    if not isinstance(spec, dict) or set(spec) != {"fraction", "boost", "sources"}:
+        raise RecipeError(
+            f"{where}: expected {{fraction: {{float: [lo, hi]}}, boost: {{float: [lo, hi]}}, sources: [...]}}"
+        )
+    fraction, boost = _parse_dist(spec["fraction"], f"{where}.fraction"), _parse_dist(spec["boost"], f"{where}.boost")
+    if not fraction.floats or not 0 < fraction.floats[0] <= fraction.floats[1] < 1:
+        raise RecipeError(
+            f"{where}.fraction: give {{float: [lo, hi]}} with 0 < lo <= hi < 1 (a share of the token budget)"
+        )
+    if not boost.floats or boost.floats[0] <= 0:
+        raise RecipeError(f"{where}.boost: give {{float: [lo, hi]}} with 0 < lo (a multiplier; 1 = no change)")
+    names = [s.name for s in base.sources]
+    sources = spec["sources"] if isinstance(spec["sources"], list) else [spec["sources"]]
+    unknown = sorted(set(sources) - set(names))
+    if unknown or not sources:
+        raise RecipeError(f"{where}.sources: {unknown or 'none'} not among the base recipe's sources {names}")
+    if set(sources) == set(names):
+        raise RecipeError(
+            f"{where}.sources: boosting every source leaves the mixture as it is; list the target-like ones"
+        )
+    return FinalPhase(fraction=fraction, boost=boost, sources=sources)
+
+
+def _boosted_share(weights: dict[str, float], sources: list[str]) -> float:
+    total = sum(weights.values())
+    return sum(w for s, w in weights.items() if s in sources) / total if total else 0.0
 
 
 def _draws(shares: dict[str, float]) -> dict[str, float]:

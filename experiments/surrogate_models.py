@@ -130,6 +130,8 @@ def sample_candidates(space: SearchSpace, n: int, seed: int) -> list[dict[str, A
                 values[name] = _draw(dists[name], rng)
         for s in space.simplex:
             values[f"mixture.{s}"] = float(rng.uniform(1e-6, 1.0))
+        for name in space.schedule_dims():
+            values[name] = _draw(dists[name], rng)
         out.append(values)
     return out
 

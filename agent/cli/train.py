@@ -73,6 +73,7 @@ def run_mixture(run_dir: Path, weights: str | None, max_epochs: float | None) ->
     update: dict = {}
     if weights:
         update["weights"] = {k: float(v) for k, v in (kv.split("=", 1) for kv in weights.split(","))}
+        update["phases"] = None  # static weights replace a recipe's schedule
     if max_epochs:
         update["max_epochs"] = max_epochs
     return Mixture.model_validate({**mixture.model_dump(), **update})

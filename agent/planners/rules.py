@@ -16,6 +16,9 @@ Policy (each rule reads the profile of the raw sources):
 - PII in the goal ("no PII", "strip PII") or a PII hit rate above 1 % -> ``pii_redact``.
 - Mixture prior from target similarity (DSIR: exp of the mean log importance weight per n-gram,
   plus one for each target source), capped by the goal's ``max_share``; searched on the simplex.
+- A goal that asks for a two-phase schedule ("anneal on ... at the end", "two-phase", "final
+  phase") -> the space also searches a last phase (``mixture.final_phase``) that multiplies the
+  target sources' weights by a boost in [1, 10] over the last 5-30 % of the token budget.
 
 The space: every filter, dedup and selection step may be switched off and has its main threshold
 (``agent.planners.choices``: the table both planners share) searched around the proposed value.
@@ -50,6 +53,10 @@ PASS_BAND = (0.5, 0.995)
 FOREIGN_SHARE = 0.02
 DUPLICATE_RATE = 0.005
 PII_RATE = 0.01
+FINAL_PHASE_RANGES = {"fraction": {"float": [0.05, 0.3]}, "boost": {"float": [1.0, 10.0], "log": True}}
+"""A searched last phase: 5-30 % of the budget, the targets' weights multiplied by 1-10 (Llama 3
+anneals on upsampled high-quality data over its last 40M tokens; Feng et al. 2024 blend a second
+phase at the end of pretraining)."""
 
 
 class RulePlanner:
@@ -85,6 +92,8 @@ class RulePlanner:
         ]
         kept = [s for s in data if s not in found["exclude_sources"]]
         found["targets"] = [t for t in found["targets"] if t in kept] or kept
+        if re.search(r"\banneal|\btwo[- ]phase|\b(final|last|second) (training )?phase|\bmulti[- ]phase", low):
+            found["final_phase"] = True
         for pct, src in re.findall(r"at most (\d+)\s*%\s*(?:of\s+)?(\w+)", low):
             if src in data:
                 found.setdefault("max_share", {})[src] = int(pct) / 100
@@ -102,6 +111,8 @@ class RulePlanner:
         if len(sources) > 1:
             space["mixture.weights"] = "simplex"
             why.append(f"- mixture: prior {weights} from target similarity; searched on the simplex")
+        if goal.final_phase:
+            why.append(_final_phase(goal, sources, space))
         recipe = {
             "name": "proposal",
             "sources": [{"name": s, "uri": goal.sources[s]} for s in sources],
@@ -172,6 +183,15 @@ class RulePlanner:
                 params[key] = {**spec, kind: new}
                 changed = True
         return {**proposal["space"], "params": params} if changed else None
+
+
+def _final_phase(goal: Goal, sources: list[str], space: dict[str, Any]) -> str:
+    """Add the searched last phase to ``space`` when it can move anything; the rationale line."""
+    boosted = [t for t in goal.targets if t in sources]
+    if not boosted or len(boosted) == len(sources):
+        return "- final phase: asked for, but every source is a target, so upweighting them changes nothing"
+    space["mixture.final_phase"] = {**FINAL_PHASE_RANGES, "sources": boosted}
+    return f"- final phase: the last 5-30 % of the budget upweights {boosted} by 1-10x (annealing); searched"
 
 
 def _related(source: str, word: str) -> bool:

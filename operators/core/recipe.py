@@ -14,10 +14,10 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from operators.core.base import Operator, OperatorKind, UnknownOperatorError, get_operator
 from operators.core.remote_files import RemoteError, mirror
@@ -89,28 +89,82 @@ class Step(BaseModel):
     enabled: bool = True
 
 
-class Mixture(BaseModel):
-    """How processed sources become a training stream (used by the proxy trainer)."""
+def _check_weights(weights: dict[str, float] | None) -> dict[str, float] | None:
+    if weights is None:
+        return None
+    negative = [k for k, v in weights.items() if v < 0]
+    if negative:
+        raise ValueError(f"weights must be >= 0; negative for {negative}")
+    if weights and sum(weights.values()) <= 0:
+        raise ValueError("weights are all zero; give at least one source a positive weight")
+    return weights
+
+
+Weights = Annotated[dict[str, float] | None, AfterValidator(_check_weights)]
+"""Source -> weight (normalised by the sampler); None = the natural mixture."""
+
+
+class Phase(BaseModel):
+    """One phase of a multi-phase mixture: ``weights`` until ``until`` of the token budget is used."""
 
     model_config = ConfigDict(extra="forbid")
-    weights: dict[str, float] | None = Field(None, description="source -> weight; normalised; absent = natural mixture")
+    until: float | None = Field(None, gt=0, le=1, description="fraction of the token budget where the phase ends")
+    weights: Weights = Field(None, description="source -> weight in this phase; absent = natural")
+
+
+class Mixture(BaseModel):
+    """How processed sources become a training stream (used by the proxy trainer).
+
+    ``weights`` is one static mixture. ``phases`` is a schedule instead (multi-stage training, e.g.
+    the two-phase blends of Feng et al. 2024, "Maximize Your Data's Potential", or annealing on
+    high-quality data at the end as in Llama 3, Grattafiori et al. 2024): each phase holds its
+    weights until ``until`` (a fraction of the token budget) and the training stream keeps the
+    phases in order. The two are mutually exclusive."""
+
+    model_config = ConfigDict(extra="forbid")
+    weights: Weights = Field(None, description="source -> weight; normalised; absent = natural mixture")
+    phases: list[Phase] | None = Field(
+        None, description="a schedule of >= 2 phases in training order; the last one has no `until`"
+    )
     total_tokens: int | None = Field(None, gt=0)
-    max_epochs: float = Field(4.0, gt=0, description="cap on how often one source's documents repeat")
+    max_epochs: float = Field(4.0, gt=0, description="cap on how often one source's documents repeat (whole run)")
     max_synthetic_share: float | None = Field(
         None, ge=0, le=1, description="cap on the share of the token budget from documents with meta.synthetic=true"
     )
 
-    @field_validator("weights")
-    @classmethod
-    def _weights_valid(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
-        if weights is None:
-            return None
-        negative = [k for k, v in weights.items() if v < 0]
-        if negative:
-            raise ValueError(f"weights must be >= 0; negative for {negative}")
-        if weights and sum(weights.values()) <= 0:
-            raise ValueError("weights are all zero; give at least one source a positive weight")
-        return weights
+    @model_validator(mode="after")
+    def _phases_valid(self) -> Mixture:
+        if self.phases is None:
+            return self
+        if self.weights is not None:
+            raise ValueError(
+                "give either `weights` (one static mixture) or `phases` (a schedule), not both; "
+                "move the weights into the phases"
+            )
+        if len(self.phases) < 2:
+            raise ValueError("phases: a single phase is a static mixture; write `mixture.weights` instead")
+        last = self.phases[-1]
+        if last.until not in (None, 1.0):
+            raise ValueError(f"phases[{len(self.phases) - 1}].until: the last phase runs to the end; remove `until`")
+        last.until = None  # canonical: `until: 1.0` and no `until` are the same schedule
+        previous = 0.0
+        for i, phase in enumerate(self.phases[:-1]):
+            if phase.until is None:
+                raise ValueError(f"phases[{i}].until: every phase but the last needs `until` (a fraction in (0, 1))")
+            if not previous < phase.until < 1:
+                raise ValueError(
+                    f"phases[{i}].until: {phase.until} must lie strictly between the previous phase's end "
+                    f"({previous}) and 1; `until` values increase in training order"
+                )
+            previous = phase.until
+        return self
+
+    def schedule(self) -> list[tuple[float, dict[str, float] | None]]:
+        """(end as a fraction of the token budget, weights) per phase in training order; a static
+        mixture is one phase to 1.0."""
+        if self.phases is None:
+            return [(1.0, self.weights)]
+        return [(p.until if p.until is not None else 1.0, p.weights) for p in self.phases]
 
 
 class Recipe(BaseModel):
@@ -132,10 +186,17 @@ class Recipe(BaseModel):
             unknown = sorted(set(step.sources or ()) - set(names))
             if unknown:
                 raise ValueError(f"steps[{i}].sources: {unknown} not among the recipe's sources {names}")
-        unknown = sorted(set(self.mixture.weights or ()) - set(names))
-        if unknown:
-            raise ValueError(f"mixture.weights: {unknown} not among the recipe's sources {names}")
+        for field, weights in self._mixture_weights():
+            unknown = sorted(set(weights or ()) - set(names))
+            if unknown:
+                raise ValueError(f"{field}: {unknown} not among the recipe's sources {names}")
         return self
+
+    def _mixture_weights(self) -> list[tuple[str, dict[str, float] | None]]:
+        phases = self.mixture.phases or []
+        return [("mixture.weights", self.mixture.weights)] + [
+            (f"mixture.phases[{i}].weights", p.weights) for i, p in enumerate(phases)
+        ]
 
     # ---- validation against the operator registry -------------------------------------------
 
@@ -251,8 +312,9 @@ class Recipe(BaseModel):
         """The recipe as plain data with every step's params completed with their defaults."""
         self.validate_ops()
         data = self.model_dump(mode="json", exclude={"name"})
-        if data["mixture"]["max_synthetic_share"] is None:
-            del data["mixture"]["max_synthetic_share"]  # absent = unset: recipe ids from before the field stay
+        for key in ("max_synthetic_share", "phases"):
+            if data["mixture"][key] is None:
+                del data["mixture"][key]  # absent = unset: recipe ids from before the field stay
         for step, raw in zip(data["steps"], self.steps, strict=True):
             step["params"] = get_operator(raw.op).Params.model_validate(raw.params).model_dump(mode="json")
         for src, raw in zip(data["sources"], self.sources, strict=True):
