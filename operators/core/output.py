@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,24 +34,19 @@ def write_outputs(
         old.unlink()
     schema = _output_schema(stage_folder)
     ids = stage_rows(stage_folder, ["source", "id"], dropped=False)
-    bounds = _bucket_bounds(ids, sources, stage_bytes(stage_folder), bucket_bytes)
+    bounds = bucket_bounds(ids, sources, stage_bytes(stage_folder), bucket_bytes)
     with tempfile.TemporaryDirectory(dir=data_dir.parent, prefix=".sort-") as tmp:
-        spill = _Spill(Path(tmp), schema)
+        spill = SortSpill(Path(tmp), schema, bounds)
         kept = pc.field("_reason") == ""
         for batch in scan_stage(stage_folder, schema.names, kept):
-            table = pa.Table.from_batches([batch])
-            for src, cuts in bounds.items():
-                part = table.filter(pc.equal(table.column("source"), src))
-                if part.num_rows:
-                    bucket = np.searchsorted(cuts, np.asarray(part.column("id").to_pylist(), dtype=object), "right")
-                    for b in np.unique(bucket):
-                        spill.add(src, int(b), part.filter(pa.array(bucket == b)))
+            spill.add(pa.Table.from_batches([batch]))
         spill.close()
         return {src: spill.write_sorted(src, data_dir / f"{src}.parquet") for src in sources}
 
 
-def _bucket_bounds(ids: pa.Table, sources: list[str], size: int, bucket_bytes: int) -> dict[str, np.ndarray]:
-    """Per source, the sorted ids that start its 2nd, 3rd, ... bucket."""
+def bucket_bounds(ids: pa.Table, sources: list[str], size: int, bucket_bytes: int) -> dict[str, np.ndarray]:
+    """Per source, the sorted ids that start its 2nd, 3rd, ... bucket: ``ids`` (columns ``source``
+    and ``id``) are the rows to sort, ``size`` their bytes, ``bucket_bytes`` the bytes of a bucket."""
     per_bucket = max(1, int(ids.num_rows * bucket_bytes / max(1, size)))
     bounds = {}
     for src in sources:
@@ -59,16 +55,28 @@ def _bucket_bounds(ids: pa.Table, sources: list[str], size: int, bucket_bytes: i
     return bounds
 
 
-class _Spill:
-    """Arrow IPC files, one per (source, bucket), appended batch by batch."""
+class SortSpill:
+    """A bucket sort by (source, id) in bounded memory: rows are appended batch by batch to Arrow
+    IPC files, one per (source, id range of ``bounds``), and read back range by range, each range
+    sorted by id in memory."""
 
-    def __init__(self, folder: Path, schema: pa.Schema) -> None:
+    def __init__(self, folder: Path, schema: pa.Schema, bounds: dict[str, np.ndarray]) -> None:
         self.folder = folder
         self.schema = schema
+        self.bounds = bounds
         self.writers: dict[tuple[str, int], pa.ipc.RecordBatchFileWriter] = {}
         self.paths: dict[tuple[str, int], Path] = {}
 
-    def add(self, source: str, bucket: int, table: pa.Table) -> None:
+    def add(self, table: pa.Table) -> None:
+        """Spill the rows of ``table`` (of the sources in ``bounds``) to their ranges' files."""
+        for src, cuts in self.bounds.items():
+            part = table.filter(pc.equal(table.column("source"), src))
+            if part.num_rows:
+                bucket = np.searchsorted(cuts, np.asarray(part.column("id").to_pylist(), dtype=object), "right")
+                for b in np.unique(bucket):
+                    self._add(src, int(b), part.filter(pa.array(bucket == b)))
+
+    def _add(self, source: str, bucket: int, table: pa.Table) -> None:
         key = (source, bucket)
         if key not in self.writers:
             self.paths[key] = self.folder / f"{len(self.paths)}.arrow"
@@ -79,16 +87,20 @@ class _Spill:
         for writer in self.writers.values():
             writer.close()
 
+    def sorted_tables(self, source: str) -> Iterator[pa.Table]:
+        """The source's rows (after ``close``), range by range, each range sorted by id."""
+        for bucket in sorted(b for s, b in self.writers if s == source):
+            yield pa.ipc.open_file(str(self.paths[(source, bucket)])).read_all().sort_by("id")
+
     def write_sorted(self, source: str, path: Path) -> int:
-        """The source's buckets, each sorted by id, into one Parquet file; its text's UTF-8 bytes."""
-        text_bytes = 0
+        """The source's rows sorted by id into one Parquet file; its text's UTF-8 bytes."""
+        text_bytes, empty = 0, True
         with pq.ParquetWriter(path, self.schema) as writer:
-            buckets = sorted(b for s, b in self.writers if s == source)
-            for bucket in buckets:
-                table = pa.ipc.open_file(str(self.paths[(source, bucket)])).read_all().sort_by("id")
+            for table in self.sorted_tables(source):
                 writer.write_table(table)
                 text_bytes += int(pc.sum(pc.binary_length(table.column("text").cast(pa.binary()))).as_py() or 0)
-            if not buckets:
+                empty = False
+            if empty:
                 writer.write_table(self.schema.empty_table())
         return text_bytes
 
