@@ -2,6 +2,22 @@
 
 Importing this package registers its operators."""
 
-from operators.dedup import bloom_dedup, clusters, exact_dedup, minhash_dedup, semantic_dedup, soft_dedup
+from operators.dedup import (
+    bloom_dedup,
+    clusters,
+    exact_dedup,
+    minhash_dedup,
+    semantic_dedup,
+    simhash_dedup,
+    soft_dedup,
+)
 
-__all__ = ["bloom_dedup", "clusters", "exact_dedup", "minhash_dedup", "semantic_dedup", "soft_dedup"]
+__all__ = [
+    "bloom_dedup",
+    "clusters",
+    "exact_dedup",
+    "minhash_dedup",
+    "semantic_dedup",
+    "simhash_dedup",
+    "soft_dedup",
+]

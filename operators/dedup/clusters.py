@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,14 +40,22 @@ def node_names(batch: Batch) -> np.ndarray:
     return np.array([f"{i}{SEP}{s}" for i, s in zip(batch["id"], batch["source"], strict=True)], dtype=object)
 
 
-def candidate_edges(keys: ray.data.Dataset, partitions: int) -> list[pa.Table]:
+def candidate_edges(
+    keys: ray.data.Dataset, partitions: int, bucket_edges: Callable[[Batch], pa.Table] | None = None
+) -> list[pa.Table]:
     """Stage 2: shuffle key rows by ``key % partitions`` and emit star edges per bucket.
+
+    ``bucket_edges`` replaces the star edges: it gets one partition's rows (with any extra
+    columns the key rows carry) and returns its edges in ``EDGE_SCHEMA``, e.g. only the pairs
+    of a bucket that pass a check (``edge_table`` builds them).
 
     Uses Ray's sort-based pull shuffle: on a small local cluster it runs this groupby ~10x faster
     than the default actor-based SHUFFLE_V2 (measured with Ray 2.60 on 2 CPUs)."""
     with sort_shuffle(keys):
         shuffled = keys.map_batches(_add_partition, fn_kwargs={"partitions": partitions}, batch_format="numpy")
-        edges = shuffled.groupby("part", num_partitions=partitions).map_groups(_bucket_edges, batch_format="numpy")
+        edges = shuffled.groupby("part", num_partitions=partitions).map_groups(
+            bucket_edges or _bucket_edges, batch_format="numpy"
+        )
         return [t for t in edges.iter_batches(batch_format="pyarrow", batch_size=None) if t.num_rows]
 
 
@@ -79,13 +87,18 @@ def _bucket_edges(batch: Batch) -> pa.Table:
     new_bucket = np.ones(len(key), dtype=bool)
     new_bucket[1:] = key[1:] != key[:-1]
     first = np.maximum.accumulate(np.where(new_bucket, np.arange(len(key)), 0))
-    member = ~new_bucket & (doc != doc[first])
+    member = np.flatnonzero(~new_bucket & (doc != doc[first]))
+    return edge_table(doc, rank, first[member], member)
+
+
+def edge_table(doc: np.ndarray, rank: np.ndarray, a: np.ndarray, b: np.ndarray) -> pa.Table:
+    """The edges ``doc[a[i]] - doc[b[i]]`` with their ranks, in ``EDGE_SCHEMA``."""
     return pa.table(
         {
-            "a": pa.array(doc[first][member].tolist(), pa.string()),
-            "b": pa.array(doc[member].tolist(), pa.string()),
-            "ra": pa.array(rank[first][member], pa.float64()),
-            "rb": pa.array(rank[member], pa.float64()),
+            "a": pa.array(doc[a].tolist(), pa.string()),
+            "b": pa.array(doc[b].tolist(), pa.string()),
+            "ra": pa.array(rank[a], pa.float64()),
+            "rb": pa.array(rank[b], pa.float64()),
         },
         schema=EDGE_SCHEMA,
     )
