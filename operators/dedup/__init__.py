@@ -10,6 +10,7 @@ from operators.dedup import (
     semantic_dedup,
     simhash_dedup,
     soft_dedup,
+    substring_dedup,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "semantic_dedup",
     "simhash_dedup",
     "soft_dedup",
+    "substring_dedup",
 ]
