@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from experiments.baselines import Pipeline
+
 GOAL_DEFAULTS = {
     "languages": ["en"],
     "token_budget": 2_000_000,
@@ -29,6 +31,11 @@ class Goal(BaseModel):
     languages: list[str] = Field(default_factory=lambda: list(GOAL_DEFAULTS["languages"]))
     token_budget: int = Field(GOAL_DEFAULTS["token_budget"], gt=0)
     remove_pii: bool = False
+    pipeline: Pipeline | None = Field(
+        None,
+        description="a published pipeline (recipes/<name>.yaml) the goal asks to start from, e.g. 'start from "
+        "FineWeb's pipeline', 'use the C4 recipe': the proposal's steps are its steps",
+    )
     exclude_sources: list[str] = Field(default_factory=list)
     max_share: dict[str, float] = Field(default_factory=dict, description="source -> largest allowed mixture weight")
     final_phase: bool = Field(

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from experiments.baselines import BASELINES
+from experiments.baselines import baseline_recipes
 from experiments.confirm_log import ConfirmLog, Key, setup_fingerprint
 from experiments.objective import evaluate_trial
 from experiments.progress import CONFIRMATIONS
@@ -83,14 +83,17 @@ class ConfirmResult(BaseModel):
     spearman: float | None
 
 
-def confirm_recipes(predicted: Recipe, best: Recipe | None, proposal: Recipe | None = None) -> dict[str, Recipe]:
-    """The recipes a confirmation compares: the predicted-optimal one first, then its rivals."""
+def confirm_recipes(
+    predicted: Recipe, best: Recipe | None, proposal: Recipe | None = None, baselines: list[str] | None = None
+) -> dict[str, Recipe]:
+    """The recipes a confirmation compares: the predicted-optimal one first, then its rivals
+    (``baselines``: names in ``experiments.baselines``; None: its defaults)."""
     recipes = {PREDICTED: predicted}
     if best is not None:
         recipes["best_observed"] = best
     if proposal is not None:
         recipes["proposal"] = proposal
-    recipes.update({name: make(predicted) for name, make in BASELINES.items()})
+    recipes.update(baseline_recipes(predicted, baselines))
     return recipes
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from optuna.trial import TrialState
 
+from experiments.baselines import baseline_names
 from experiments.confirm import ConfirmResult, OnRun, confirm_recipes, hurting_steps, run_confirm
 from experiments.confirm_log import ConfirmLog, setup_fingerprint
 from experiments.fidelity import trials_per_rung
@@ -48,6 +49,7 @@ def finalize(
     ablate: bool | None = None,
     on_run: OnRun | None = None,
     ablation_max_seeds: int | None = None,
+    baselines: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Fit the surrogates and write ``predicted_optimal.yaml`` (the optimum of the one with the lowest
     leave-one-out error where it beats the best trial beyond its uncertainty, else the best trial),
@@ -58,9 +60,12 @@ def finalize(
 
     Each confirmation training is recorded as it finishes (``DIR/confirmations.jsonl``) and reused by
     a later call; SIGTERM, like Ctrl-C, raises ``KeyboardInterrupt`` (what finished stays recorded).
-    ``on_run`` hears of each training (``experiments.confirm.OnRun``).
+    ``on_run`` hears of each training (``experiments.confirm.OnRun``). ``baselines`` adds rivals to
+    ``experiments.baselines.DEFAULT_BASELINES``: the published pipelines of ``recipes/`` (``c4``,
+    ``gopher``, ``refinedweb``, ``dclm_baseline``: ``experiments.baselines``).
 
     Returns (and writes to ``DIR/final.json``) the prediction, the confirm result and the paths."""
+    built = baseline_names(baselines)  # an unknown name is refused before any work
     with signals_raise_interrupt():
         search = Search(folder)
         spec = search.config.finalize
@@ -73,6 +78,7 @@ def finalize(
             "max_seeds": max(spec.max_seeds, len(chosen)) if max_seeds is None else max_seeds,
             "ablate": spec.ablate if ablate is None else ablate,
             "ablation_max_seeds": ablation_max_seeds,
+            "baselines": built,
         }
         return _finalize(search, settings, on_run)
 
@@ -102,7 +108,7 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
         result = run_confirm(
             search.folder,
             search.config,
-            confirm_recipes(predicted, best, proposal),
+            confirm_recipes(predicted, best, proposal, settings["baselines"]),
             preset=settings["preset"] or default_preset,
             tokens=settings["tokens"] or default_tokens,
             seeds=settings["seeds"],

@@ -7,13 +7,17 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 
 from agent.goal import ABLATED_STEPS
 from agent.planners.choices import MAIN_THRESHOLDS, MAX_SEARCHED_STEPS, NEVER_SWITCHED, switchable
+from agent.planners.published import named_pipeline, pipeline_problem
 from agent.planners.rules import RulePlanner
 from experiments.space import parse_space
 from operators import OperatorKind, all_operators, get_operator, recipe_from_dict
 from tools.base import dispatch
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_goal_text_is_parsed_with_defaults_stated(tmp_path: Path) -> None:
@@ -218,3 +222,67 @@ def test_reflect_narrows_a_conditional_threshold_around_the_trials_that_sampled_
     assert space["params"][f"steps.{q}.min_alpha_words_ratio"]["float"] == pytest.approx([0.736, 0.864])
     lang = _index(p, "language_id")
     assert space["params"][f"steps.{lang}.min_score"] == p["space"]["params"][f"steps.{lang}.min_score"]
+
+
+def test_a_goal_that_names_a_published_pipeline_starts_from_its_steps(profiles: dict) -> None:
+    recipe_steps = yaml.safe_load((REPO / "recipes/fineweb.yaml").read_text())["steps"]
+    p = _plan(profiles, ["books", "web"], "Start from FineWeb's pipeline; a 1M-token mix good at books")
+    steps = p["recipe"]["steps"]
+    assert [s["op"] for s in steps] == [s["op"] for s in recipe_steps]  # its steps, in its order
+    assert [s.get("params", {}) for s in steps] == [s.get("params", {}) for s in recipe_steps]
+    assert steps[_index(p, "html_extract")]["sources"] == ["web"] and p["recipe"]["mixture"]["total_tokens"] == 1e6
+    assert {s["name"] for s in p["recipe"]["sources"]} == {"books", "web"}
+    lines = p["rationale"].splitlines()
+    assert lines[0].startswith("- steps: the published fineweb pipeline (recipes/fineweb.yaml), as the goal asks")
+    lang = _index(p, "language_id")
+    assert lines[1 + lang].startswith(f"- steps.{lang} language_id: fineweb's pipeline; estimated to drop ")
+    assert _searched(p)[lang] == {f"steps.{lang}.enabled", f"steps.{lang}.min_score"}
+    # without an HTML source the extraction is left out; the goal's asks still apply
+    c4 = _plan(profiles, ["books"], "use the C4 recipe, in German, and strip PII")
+    assert [s["op"] for s in c4["recipe"]["steps"]] == [
+        "language_id", "c4_quality", "c4_line_filter", "exact_dedup", "pii_redact",
+    ]  # fmt: skip
+    assert c4["recipe"]["steps"][0]["params"] == {"keep": ["de"], "min_score": 0.99}
+    # a mention is not a request; FineWeb-Edu has no recipe here
+    assert named_pipeline("a mix that beats C4 on books") is None and named_pipeline("start from FineWeb-Edu") is None
+    # an LLM's proposal must keep the pipeline's steps in order (steps added between them are fine)
+    missing = [s for s in steps if s["op"] != "c4_quality"]
+    assert "must include its steps in this order" in (pipeline_problem("fineweb", {"steps": missing}) or "")
+    assert pipeline_problem("fineweb", {"steps": [*steps[:3], {"op": "text_normalize"}, *steps[3:]]}) is None
+
+
+def test_an_llm_planner_keeps_the_named_pipeline_and_says_so(shared_data: Path) -> None:
+    from agent.goal import Goal
+    from agent.planners.llm import LLMPlanner
+    from experiments.baselines import pipeline_steps
+
+    books = str(shared_data / "domains/books_gutenberg.jsonl")
+    goal = Goal(text="use the C4 recipe", sources={"books": books}, targets=["books"], pipeline="c4")
+    recipe = {
+        "name": "c4_books",
+        "sources": [{"name": "books", "uri": books}],
+        "steps": pipeline_steps("c4", []),
+        "mixture": {"weights": {"books": 1.0}, "total_tokens": 2_000_000, "max_epochs": 4},
+    }
+    space = {
+        "objective": {"targets": [{"name": "books_heldout", "source": "books", "fraction": 0.1}]},
+        "proxy": {"preset": "nano", "tokens": 200_000},
+    }
+    bare = {**recipe, "steps": [{"op": "text_normalize"}, {"op": "c4_quality"}]}
+    script = [
+        {"tool_calls": [{"name": "propose", "arguments": {"recipe": bare, "space": space}}]},
+        {"tool_calls": [{"name": "propose", "arguments": {"recipe": recipe, "space": space, "rationale": "C4"}}]},
+    ]
+    planner = LLMPlanner("hosted_vllm/mock-planner", mock=script)
+    profile = {"profiles": {"books": {"docs": 4, "is_html": False}}}
+    proposal, log = planner.propose(goal, profile)
+    assert [e["ok"] for e in log] == [False, True]
+    assert "must include its steps in this order: ['language_id', 'c4_quality', 'c4_line_filter'" in log[0]["error"]
+    assert '"op": "c4_line_filter"' in planner.transcript[1]["content"]  # the prompt lists the pipeline's steps
+    assert [s["op"] for s in proposal["recipe"]["steps"]] == [
+        "language_id",
+        "c4_quality",
+        "c4_line_filter",
+        "exact_dedup",
+    ]
+    assert proposal["rationale"].startswith("- steps: the published c4 pipeline (recipes/c4.yaml), as the goal asks")

@@ -152,7 +152,7 @@ def test_small_search_runs_trials_reuses_signals_and_tracks_in_mlflow(
             "natural_mixture",
             "uniform_mixture",
             "no_filtering",
-            "fineweb_default",
+            "fineweb",
         } <= set(names)
         assert all(Path(p).is_file() and Path(p).stat().st_size > 1000 for p in final["plots"])
         assert final["confirm"]["spearman"] is None or -1 <= final["confirm"]["spearman"] <= 1

@@ -166,6 +166,12 @@ def finalize_cmd(
     confirm_seeds: int | None = CONFIRM_SEEDS,
     max_seeds: int | None = MAX_SEEDS,
     ablate: bool | None = ABLATE,
+    baselines: str = typer.Option(
+        "",
+        "--baselines",
+        help="also confirm against (comma-separated) the published pipelines c4, gopher, refinedweb, dclm_baseline "
+        "(recipes/; natural, uniform, no_filtering and fineweb always are)",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Predicted-optimal recipe, confirmation against baselines and report for a finished search.
@@ -184,6 +190,7 @@ def finalize_cmd(
                 max_seeds=max_seeds,
                 ablate=ablate,
                 on_run=None if as_json else confirm_line,
+                baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
             )
     except KeyboardInterrupt:
         _interrupted_finalize(folder.resolve(), f"dataplan finalize {folder}")

@@ -72,6 +72,9 @@ MAIN_THRESHOLDS: dict[str, MainThreshold | None] = {
     "minhash_dedup": None,  # its similarity cut is bands x rows, bounded by the cached num_perm: on/off only
     "semantic_dedup": MainThreshold("eps", 0.5, RATIO, "SemDeDup 0.05 -> [0.025, 0.075]"),
     "soft_dedup": None,  # reweights, drops nothing: on/off only
+    "simhash_dedup": MainThreshold("hamming_distance", 0.5, (0, 7), "Manku 3 -> [1, 5]; fingerprints are cached"),
+    "bloom_dedup": None,  # one sequential pass over the corpus, nothing cached: on/off only
+    "substring_dedup": None,  # a suffix array over the corpus per span length: on/off only
     # selection
     "dsir_select": MainThreshold("keep_fraction", 0.5, RATIO, "0.5 -> [0.25, 0.75]"),
     "perplexity_select": None,  # its cut is a quantile band (a pair): on/off only

@@ -14,6 +14,12 @@ Policy (each rule reads the profile of the raw sources):
   of at least 0.5 % of a source -> ``minhash_dedup`` on those sources (a sample holds only part
   of each duplicate cluster, so the rate is a lower bound).
 - PII in the goal ("no PII", "strip PII") or a PII hit rate above 1 % -> ``pii_redact``.
+- A goal that asks to start from a published pipeline ("start from FineWeb's pipeline", "use the C4
+  recipe": ``agent.planners.published``) replaces the rules above: the steps are that pipeline's
+  (``recipes/<name>.yaml``), in its order with its parameters, over the goal's sources (text
+  extraction on the HTML ones); the goal's own asks still apply (its languages replace English in
+  the language step, PII removal is added when asked for). Each step's estimated effect is read
+  from the profile as above, and the space is built the same way.
 - Mixture prior from target similarity (DSIR: exp of the mean log importance weight per n-gram,
   plus one for each target source), capped by the goal's ``max_share``; searched on the simplex.
 - A goal that asks for a two-phase schedule ("anneal on ... at the end", "two-phase", "final
@@ -38,6 +44,8 @@ from typing import Any
 
 from agent.goal import GOAL_DEFAULTS, Goal
 from agent.planners.choices import MAIN_THRESHOLDS, MAX_SEARCHED_STEPS, describe, step_choices, switchable
+from agent.planners.published import named_pipeline, pipeline_note
+from experiments.baselines import pipeline_steps
 from operators import Filter, all_operators, is_registered
 from tools.base import dispatch
 
@@ -84,6 +92,8 @@ class RulePlanner:
         langs = [code for name, code in LANGUAGES.items() if re.search(rf"\b{name}\b", low)]
         if langs:
             found["languages"] = langs
+        if pipeline := named_pipeline(text):
+            found["pipeline"] = pipeline
         aim = re.search(r"(?:good at|target(?:ing)?|focus(?:ed)? on|strong (?:in|at))\s+([^;.]+)", low)
         words = set(re.findall(r"[a-z][a-z0-9_]+", aim[1] if aim else low))
         found["targets"] = [s for s in data if any(_related(s.lower(), w) for w in words)] or list(data)
@@ -105,8 +115,13 @@ class RulePlanner:
     def propose(self, goal: Goal, profile: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         profiles: dict[str, Any] = profile["profiles"]
         sources = [n for n in goal.sources if n not in goal.exclude_sources]
-        proposed = processing_steps(goal, profiles, sources)
-        space, why = processing_space(proposed)
+        if goal.pipeline:
+            proposed = published_steps(goal, profiles, sources)
+            space, why = processing_space(proposed)
+            why.insert(0, pipeline_note(goal.pipeline))
+        else:
+            proposed = processing_steps(goal, profiles, sources)
+            space, why = processing_space(proposed)
         weights = self._mixture_prior(goal, profiles, sources)
         if len(sources) > 1:
             space["mixture.weights"] = "simplex"
@@ -224,6 +239,39 @@ def processing_steps(goal: Goal, profiles: dict[str, Any], sources: list[str]) -
     if goal.remove_pii or any(profiles[s].get("pii_rate", 0) > PII_RATE for s in sources):
         out.append(Proposed({"op": "pii_redact"}, "PII removal asked for, or PII found in more than 1 % of a source"))
     return out
+
+
+def published_steps(goal: Goal, profiles: dict[str, Any], sources: list[str]) -> list[Proposed]:
+    """The steps of the pipeline the goal names (``goal.pipeline``), each with its estimated effect
+    on the sampled documents (see the module docstring)."""
+    html = [s for s in sources if profiles[s].get("is_html")]
+    stage = f"{goal.pipeline}'s pipeline"
+    out = []
+    for step in pipeline_steps(str(goal.pipeline), html):
+        why, effect = stage, _effect(step["op"], goal, profiles, sources)
+        params = step.get("params", {})
+        if step["op"] == "language_id" and "languages" not in goal.defaults and params.get("keep") != goal.languages:
+            step = {**step, "params": {**params, "keep": goal.languages}}
+            why += f"; keeps the goal's languages {goal.languages}, not {params.get('keep')}"
+        if effect is not None:
+            why += f"; estimated to drop {effect:.1%} of the sample"
+        out.append(Proposed(step, why, effect))
+    if goal.remove_pii and all(p.step["op"] != "pii_redact" for p in out):
+        out.append(Proposed({"op": "pii_redact"}, "PII removal asked for (the pipeline has none)"))
+    return out
+
+
+def _effect(op: str, goal: Goal, profiles: dict[str, Any], sources: list[str]) -> float | None:
+    """The share of the sampled documents a switchable step of ``op`` on ``sources`` drops: the
+    foreign share (language ID), the duplicate rate (dedup), else one minus the filter's pass rate
+    at its defaults (0 where the profile has none); None for a step that is not switchable."""
+    if not switchable(op):
+        return None
+    if op == "language_id":
+        return _mean(_foreign_share(profiles[s], goal.languages) for s in sources)
+    if op.endswith("_dedup"):
+        return _mean(_duplicate_rate(profiles[s]) for s in sources)
+    return _mean(1 - rate for s in sources if (rate := _pass_rate(profiles[s], op)) is not None)
 
 
 def processing_space(proposed: list[Proposed]) -> tuple[dict[str, Any], list[str]]:

@@ -1,6 +1,6 @@
 """Runs datatrove's heuristic quality filters over a JSONL file; executed with the peer venv's python.
 
-    venv/bin/python run_filters.py {each|combined|tokens} DOCS.jsonl PARAMS.json OUT.json
+    venv/bin/python run_filters.py {each|combined|chain|tokens} DOCS.jsonl PARAMS.json OUT.json
 
 DOCS.jsonl has one ``{"id", "text"}`` per line; PARAMS.json maps filter name -> constructor kwargs
 (``gopher_quality``, ``gopher_repetition``, ``c4_quality``, ``fineweb_quality``).
@@ -10,6 +10,9 @@ DOCS.jsonl has one ``{"id", "text"}`` per line; PARAMS.json maps filter name -> 
   document's rewritten text.
 - ``combined``: the seconds for all filters applied to every document in turn (a document's words
   are tokenised once then: datatrove caches ``split_into_words``); C4 must come last.
+- ``chain``: the filters in PARAMS.json's order as one pipeline (each sees the text the previous one
+  left: C4 rewrites it); per document ``<filter>:<reason>`` of the first that drops it, "" if kept,
+  and the SHA-1 of each kept document's final text.
 - ``tokens``: spaCy's words per document (``split_into_words``), one JSON list per line.
 """
 
@@ -69,6 +72,15 @@ def main(argv: list[str]) -> None:
                 out[name]["text_sha1"] = [
                     hashlib.sha1(d.text.encode()).hexdigest() if not _reason(r) else "" for d, r in zip(docs, results)
                 ]
+    elif mode == "chain":
+        filters = {name: FILTERS[name](**_kwargs(kwargs)) for name, kwargs in params.items()}
+        reasons, hashes = [], []
+        for r in rows:
+            doc = Document(text=r["text"], id=str(r["id"]))
+            found = (f"{name}:{_reason(flt.filter(doc))}" for name, flt in filters.items())
+            reasons.append(next((x for x in found if not x.endswith(":")), ""))
+            hashes.append("" if reasons[-1] else hashlib.sha1(doc.text.encode()).hexdigest())
+        out["chain"] = {"reasons": reasons, "text_sha1": hashes}
     else:
         filters = [FILTERS[name](**_kwargs(kwargs)) for name, kwargs in params.items()]
         docs = [Document(text=r["text"], id=str(r["id"])) for r in rows]
