@@ -13,7 +13,7 @@ from operators.text.text_hashing import batch_ngram_hashes, mix64
 
 SIGNATURE = "_minhash"
 """Cached signature column: ``num_perm`` uint32 values as bytes (internal, not in the run output)."""
-_CHUNK = 1 << 15  # n-gram hashes per vectorised MinHash block (x num_perm uint64 = 29 MB at 112)
+_PIECE = 8192  # n-gram hashes per vectorised MinHash block (x num_perm uint64 = 7.3 MB at 112)
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -27,21 +27,27 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def signatures(texts: np.ndarray, ngram: int, num_perm: int, seed: int) -> np.ndarray:
     """MinHash signatures (n_docs x num_perm, uint32) of word ``ngram`` shingles.
 
-    Each permutation is ``h_i(x) = (a_i * x + b_i) >> 32`` over the 64-bit shingle hash; the
-    minimum per document is taken with ``np.minimum.reduceat`` over blocks of many documents."""
+    Each permutation is ``h_i(x) = (a_i * x + b_i) >> 32`` over the 64-bit shingle hash. The shift
+    is monotone, so it is taken once on each document's minimum of ``a_i * x + b_i``. The batch's
+    hashes are cut into blocks of ``_PIECE`` (whatever the document boundaries): a block is
+    permuted into a (num_perm x piece) buffer, in place, reduced per document slice with
+    ``np.minimum.reduceat`` along its contiguous axis, and folded into the running minima of the
+    documents it touches."""
     hashes, offsets = batch_ngram_hashes(texts, ngram)
-    a, b = permutations(num_perm, seed)
-    out = np.empty((len(texts), num_perm), dtype=np.uint32)
-    start = 0
-    while start < len(texts):
-        stop = start + 1
-        while stop < len(texts) and offsets[stop + 1] - offsets[start] <= _CHUNK:
-            stop += 1
-        chunk = hashes[offsets[start] : offsets[stop]]
-        permuted = (chunk[:, None] * a[None, :] + b[None, :]) >> np.uint64(32)
-        out[start:stop] = np.minimum.reduceat(permuted, offsets[start:stop] - offsets[start], axis=0)
-        start = stop
-    return out
+    a, b = (p[:, None] for p in permutations(num_perm, seed))
+    best = np.full((num_perm, len(texts)), np.iinfo(np.uint64).max, dtype=np.uint64)
+    buffer = np.empty((num_perm, _PIECE), dtype=np.uint64)
+    for start in range(0, len(hashes), _PIECE):
+        stop = min(start + _PIECE, len(hashes))
+        first = np.searchsorted(offsets, start, side="right") - 1  # documents first..last-1 touch it
+        last = np.searchsorted(offsets, stop, side="left")
+        permuted = buffer[:, : stop - start]
+        np.multiply(a, hashes[None, start:stop], out=permuted)
+        np.add(permuted, b, out=permuted)
+        cuts = np.maximum(offsets[first:last], start) - start
+        touched = best[:, first:last]
+        np.minimum(touched, np.minimum.reduceat(permuted, cuts, axis=1), out=touched)
+    return (best.T >> np.uint64(32)).astype(np.uint32)
 
 
 def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
