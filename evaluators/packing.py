@@ -12,7 +12,8 @@
 
 Both report ``truncation_rate`` (documents split over more than one sequence / documents) and
 ``padding_rate`` (pad tokens / all tokens). Pad positions carry ``PAD_ID`` and are left out of the
-loss.
+loss. Given one label per document (its source index), ``Packed.labels`` holds the label of every
+token's document, ``-1`` at pads: per-domain losses of a mixed sequence (DoReMi's source labels).
 """
 
 from __future__ import annotations
@@ -53,26 +54,34 @@ class PackingStats:
 
 @dataclass
 class Packed:
-    """``tokens``: (sequences, seq_len) ``uint16`` token ids, ``PAD_ID`` where nothing was placed."""
+    """``tokens``: (sequences, seq_len) ``uint16`` token ids, ``PAD_ID`` where nothing was placed;
+    ``labels``: the same shape, each token's document label (``-1`` at pads), when labels were given."""
 
     tokens: np.ndarray
     stats: PackingStats
+    labels: np.ndarray | None = None
 
 
 def pack(
-    texts: list[str], seq_len: int, method: str = "concat", seed: int = 0, phase_starts: Sequence[int] = ()
+    texts: list[str],
+    seq_len: int,
+    method: str = "concat",
+    seed: int = 0,
+    phase_starts: Sequence[int] = (),
+    labels: np.ndarray | None = None,
 ) -> Packed:
     """Encode ``texts`` with the byte tokenizer and pack them with ``method`` (one of ``METHODS``);
-    ``phase_starts`` (indices into ``texts``) keep a phased stream's order."""
+    ``phase_starts`` (indices into ``texts``) keep a phased stream's order; ``labels`` (one small
+    non-negative int per text) are carried to every token."""
     docs = [encode_document(t) for t in texts]
     if method == "concat":
-        return concat_and_chunk(docs, seq_len)
+        return concat_and_chunk(docs, seq_len, labels)
     if method == "best_fit":
-        return best_fit(docs, seq_len, seed, phase_starts=phase_starts)
+        return best_fit(docs, seq_len, seed, phase_starts, labels)
     raise ValueError(f"packing method {method!r}: use one of {METHODS}")
 
 
-def concat_and_chunk(docs: list[np.ndarray], seq_len: int) -> Packed:
+def concat_and_chunk(docs: list[np.ndarray], seq_len: int, labels: np.ndarray | None = None) -> Packed:
     """Concatenate ``docs`` and cut every ``seq_len`` tokens; pad the last sequence."""
     lengths = np.array([len(d) for d in docs], dtype=np.int64)
     total = int(lengths.sum())
@@ -84,14 +93,26 @@ def concat_and_chunk(docs: list[np.ndarray], seq_len: int) -> Packed:
     starts = ends - lengths
     straddles = (starts // seq_len) != ((ends - 1) // seq_len)
     stats = PackingStats("concat", seq_len, n_seq, len(docs), int(straddles.sum()), total, n_seq * seq_len - total)
-    return Packed(flat.reshape(n_seq, seq_len), stats)
+    token_labels = None
+    if labels is not None:
+        token_labels = np.full(n_seq * seq_len, -1, dtype=np.int16)
+        token_labels[:total] = np.repeat(np.asarray(labels, dtype=np.int16), lengths)
+        token_labels = token_labels.reshape(n_seq, seq_len)
+    return Packed(flat.reshape(n_seq, seq_len), stats, token_labels)
 
 
-def best_fit(docs: list[np.ndarray], seq_len: int, seed: int = 0, phase_starts: Sequence[int] = ()) -> Packed:
+def best_fit(
+    docs: list[np.ndarray],
+    seq_len: int,
+    seed: int = 0,
+    phase_starts: Sequence[int] = (),
+    labels: np.ndarray | None = None,
+) -> Packed:
     """Best-fit Decreasing: cut only documents longer than ``seq_len``, pack the pieces tightly
     (each phase on its own: a sequence never mixes documents of two phases)."""
     pieces = [d[i : i + seq_len] for d in docs for i in range(0, len(d), seq_len)]
-    phase = [bisect.bisect_right(phase_starts, k) for k, d in enumerate(docs) for _ in range(0, len(d), seq_len)]
+    owner = [k for k, d in enumerate(docs) for _ in range(0, len(d), seq_len)]  # the document of each piece
+    phase = [bisect.bisect_right(phase_starts, k) for k in owner]
     truncated = sum(len(d) > seq_len for d in docs)
     order = sorted(range(len(pieces)), key=lambda k: (phase[k], -len(pieces[k])))
     bins: list[list[int]] = []
@@ -113,12 +134,15 @@ def best_fit(docs: list[np.ndarray], seq_len: int, seed: int = 0, phase_starts: 
         if free > 0:
             bisect.insort(room, (free, b))
     tokens = np.full((len(bins), seq_len), PAD_ID, dtype=np.uint16)
+    token_labels = None if labels is None else np.full((len(bins), seq_len), -1, dtype=np.int16)
     rng = np.random.default_rng(seed)
     first = np.searchsorted(bin_phase, np.arange(len(phase_starts) + 2))  # each phase's first bin
     shuffled = np.concatenate([lo + rng.permutation(hi - lo) for lo, hi in itertools.pairwise(first)])
     for row, b in enumerate(shuffled):
         seq = np.concatenate([pieces[k] for k in bins[b]])
         tokens[row, : len(seq)] = seq
+        if token_labels is not None:
+            token_labels[row, : len(seq)] = np.concatenate([np.full(len(pieces[k]), labels[owner[k]]) for k in bins[b]])
     total = sum(len(d) for d in docs)
     stats = PackingStats("best_fit", seq_len, len(bins), len(docs), truncated, total, len(bins) * seq_len - total)
-    return Packed(tokens, stats)
+    return Packed(tokens, stats, token_labels)

@@ -4,8 +4,10 @@ A plain PyTorch loop (no ``Trainer``: at 0.1M-1M parameters its per-step overhea
 the model). Pad positions are excluded from the loss. Throughput counts every sequence position
 the model processed (pads included: they cost the same FLOPs). Every ``eval_every`` training tokens the
 ``evaluate`` callable scores the model and ``on_eval(step, tokens_seen, scores)`` decides whether
-to stop (the search's pruner). Throughput is reported as tokens/s and as model FLOPs utilisation
-against the matmul ceiling measured on the same device with the same thread count.
+to stop (the search's pruner). A ``loss_fn`` replaces the mean next-token loss with its own
+objective for each batch (domain reweighting: DoReMi, DoGE). Throughput is reported as tokens/s
+and as model FLOPs utilisation against the matmul ceiling measured on the same device with the
+same thread count.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from evaluators.tokenizer import PAD_ID, save_tokenizer
 
 EvalFn = Callable[[torch.nn.Module], dict[str, float]]
 OnEval = Callable[[int, int, dict[str, float]], bool]
+LossFn = Callable[[torch.nn.Module, int, slice, torch.Tensor, torch.Tensor], torch.Tensor]
+"""(model, step, the batch's rows of ``sequences``, batch tokens, logits) -> the loss to minimise."""
 
 
 @dataclass
@@ -71,9 +75,11 @@ def train(
     eval_every: int | None = None,
     on_eval: OnEval | None = None,
     eval_at: list[int] | None = None,
+    loss_fn: LossFn | None = None,
 ) -> TrainResult:
     """One pass over ``sequences`` ((n, seq_len) token ids; ``PAD_ID`` = not trained on). Evaluates
-    every ``eval_every`` tokens, or once each time the tokens seen pass a count in ``eval_at``."""
+    every ``eval_every`` tokens, or once each time the tokens seen pass a count in ``eval_at``;
+    ``loss_fn`` (default: ``next_token_loss``) gives each step's objective."""
     if sequences.ndim != 2 or sequences.shape[1] != preset.seq_len:
         raise ValueError(f"sequences must be (n, {preset.seq_len}); got {sequences.shape}")
     dev = pick_device(device)
@@ -104,14 +110,15 @@ def train(
     model.train()
     for step in range(total_steps):
         start = time.perf_counter()
-        batch = data[step * preset.batch_size : (step + 1) * preset.batch_size].to(dev, non_blocking=True)
+        rows = slice(step * preset.batch_size, (step + 1) * preset.batch_size)
+        batch = data[rows].to(dev, non_blocking=True)
         if not (batch[:, 1:] != PAD_ID).any():
             continue  # nothing to predict (a last sequence holding one token)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total_steps, preset)
         with torch.autocast(dev.type, dtype=dtype, enabled=dtype != torch.float32):
             logits = model(input_ids=batch).logits
-        loss = next_token_loss(logits, batch)
+        loss = loss_fn(model, step, rows, batch, logits) if loss_fn else next_token_loss(logits, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), preset.grad_clip)
         optimizer.step()
@@ -145,6 +152,15 @@ def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     targets = tokens[:, 1:].masked_fill(tokens[:, 1:] == PAD_ID, -100)
     flat = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
     return torch.nn.functional.cross_entropy(flat, targets.reshape(-1), ignore_index=-100)
+
+
+def token_losses(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of each position's next token, (n, seq_len - 1), and the mask of the positions
+    that count (targets that are not pads; their loss is 0 elsewhere)."""
+    targets = tokens[:, 1:].masked_fill(tokens[:, 1:] == PAD_ID, -100)
+    flat = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
+    losses = torch.nn.functional.cross_entropy(flat, targets.reshape(-1), ignore_index=-100, reduction="none")
+    return losses.view(targets.shape), targets != -100
 
 
 def _optimizer(model: torch.nn.Module, preset: Preset, device: torch.device) -> torch.optim.Optimizer:

@@ -13,6 +13,7 @@ from experiments.confirm import ConfirmResult, OnRun, confirm_recipes, hurting_s
 from experiments.confirm_log import ConfirmLog, setup_fingerprint
 from experiments.fidelity import trials_per_rung
 from experiments.report import write_report
+from experiments.reweighting import LEARNED_BASELINES, learned_baseline
 from experiments.study import Search, signals_raise_interrupt, trial_summary
 from experiments.surrogate import Observed, predict_optimum
 from experiments.tracking import mlflow_client
@@ -62,10 +63,12 @@ def finalize(
     a later call; SIGTERM, like Ctrl-C, raises ``KeyboardInterrupt`` (what finished stays recorded).
     ``on_run`` hears of each training (``experiments.confirm.OnRun``). ``baselines`` adds rivals to
     ``experiments.baselines.DEFAULT_BASELINES``: the published pipelines of ``recipes/`` (``c4``,
-    ``gopher``, ``refinedweb``, ``dclm_baseline``: ``experiments.baselines``).
+    ``gopher``, ``refinedweb``, ``dclm_baseline``: ``experiments.baselines``) and mixtures a proxy
+    learns on the predicted recipe's output (``doremi``, ``doge``:
+    ``experiments.reweighting.learned_baseline``, recorded in ``DIR/mix/<method>``).
 
     Returns (and writes to ``DIR/final.json``) the prediction, the confirm result and the paths."""
-    built = baseline_names(baselines)  # an unknown name is refused before any work
+    built = baseline_names(baselines, elsewhere=LEARNED_BASELINES)  # an unknown name is refused before any work
     with signals_raise_interrupt():
         search = Search(folder)
         spec = search.config.finalize
@@ -79,6 +82,7 @@ def finalize(
             "ablate": spec.ablate if ablate is None else ablate,
             "ablation_max_seeds": ablation_max_seeds,
             "baselines": built,
+            "learned_baselines": [b for b in baselines if b in LEARNED_BASELINES],
         }
         return _finalize(search, settings, on_run)
 
@@ -105,12 +109,17 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
     result: ConfirmResult | None = None
     default_preset, default_tokens = search.config.proxy.confirm_default()
     if settings["confirm"]:
+        preset, tokens = settings["preset"] or default_preset, settings["tokens"] or default_tokens
+        rivals = confirm_recipes(predicted, best, proposal, settings["baselines"])
+        for method in settings["learned_baselines"]:
+            folder = search.folder / "mix" / method
+            rivals[f"{method}_mixture"] = learned_baseline(predicted, folder, search.config, method, preset, tokens)
         result = run_confirm(
             search.folder,
             search.config,
-            confirm_recipes(predicted, best, proposal, settings["baselines"]),
-            preset=settings["preset"] or default_preset,
-            tokens=settings["tokens"] or default_tokens,
+            rivals,
+            preset=preset,
+            tokens=tokens,
             seeds=settings["seeds"],
             max_seeds=settings["max_seeds"],
             ablate=settings["ablate"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -144,6 +144,48 @@ def train_proxy(a: TrainProxy) -> dict[str, Any]:
     return {"bpb": dict(res.bpb), "tokens": res.tokens, "tokens_per_s": res.tokens_per_s}
 
 
+class LearnMixture(_In):
+    recipe: dict[str, Any]
+    dir: str = Field(..., description="work folder: the pipeline run, recipe.yaml, manifest.json, weights.png")
+    method: Literal["doremi", "doge"] = Field(
+        "doremi", description="doremi: excess loss over a reference proxy; doge: gradient alignment"
+    )
+    preset: str = "nano"
+    tokens: int = Field(300_000, gt=0, description="tokens per proxy (DoReMi trains two)")
+    seed: int = 0
+    params: dict[str, float] = Field(default_factory=dict, description="method parameters (default: the paper's)")
+
+
+def _learning_runs(method: str, sources: int) -> float:
+    """Proxy runs one learned mixture costs (DoReMi 7/3, DoGE (1 + 2k)/3 for k sources)."""
+    from evaluators.domain_reweighting import METHODS
+
+    return METHODS[method].proxy_runs(sources)
+
+
+def _mixture_cost(a: LearnMixture) -> float:
+    return a.tokens * _learning_runs(a.method, len(a.recipe.get("sources", [])))
+
+
+@tool(
+    "learn_mixture",
+    "Learn the recipe's mixture weights while proxies train (DoReMi or DoGE); returns the recipe with them "
+    "as mixture.weights, the weights and the provenance manifest.",
+    LearnMixture,
+    cost=_mixture_cost,
+)
+def learn_mixture(a: LearnMixture) -> dict[str, Any]:
+    import yaml
+
+    from experiments.reweighting import learn_mixture as learn
+
+    out = learn(
+        _recipe(a.recipe), a.dir, method=a.method, params=a.params, preset=a.preset, tokens=a.tokens, seed=a.seed
+    )
+    recipe = yaml.safe_load(Path(out.recipe).read_text(encoding="utf-8"))
+    return {"recipe": recipe, "recipe_id": out.recipe_id, "weights": out.weights, "manifest": out.manifest}
+
+
 class StartSearch(_In):
     dir: str
     recipe: dict[str, Any]
@@ -259,16 +301,24 @@ class Finalize(_In):
     ablation_max_seeds: int | None = Field(
         None, ge=2, description="seeds an undecided ablation is grown to (None: max_seeds)"
     )
+    baselines: list[str] = Field(
+        default_factory=list,
+        description="more rivals: published pipelines (c4, gopher, refinedweb, dclm_baseline), mixtures learned "
+        "on the predicted recipe's output (doremi, doge)",
+    )
 
 
 def _finalize_cost(a: Finalize) -> float:
     from experiments.confirm import confirm_cost
+    from experiments.reweighting import LEARNED_BASELINES
     from experiments.study import Search
 
     search = Search(a.dir)
     tokens = a.confirm_tokens or search.config.proxy.confirm_default()[1]
     steps = sum(s.enabled for s in search.base.steps) if a.ablate else 0
-    return confirm_cost(tokens, steps, len(a.seeds), a.max_seeds) if a.confirm else 0.0
+    learned = [m for m in a.baselines if m in LEARNED_BASELINES]
+    learning = sum(_learning_runs(m, len(search.base.sources)) for m in learned) * tokens
+    return confirm_cost(tokens, steps, len(a.seeds), a.max_seeds) + learning if a.confirm else 0.0
 
 
 @tool(
@@ -289,6 +339,7 @@ def finalize(a: Finalize) -> dict[str, Any]:
         max_seeds=a.max_seeds,
         ablate=a.ablate,
         ablation_max_seeds=a.ablation_max_seeds,
+        baselines=tuple(a.baselines),
     )
 
 

@@ -8,7 +8,21 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import agent_runs, cache, classifier, demo, explain, export, ops, profile, recipes, run, search, train
+from agent.cli import (
+    agent_runs,
+    cache,
+    classifier,
+    demo,
+    explain,
+    export,
+    mix,
+    ops,
+    profile,
+    recipes,
+    run,
+    search,
+    train,
+)
 
 app = typer.Typer(
     name="dataplan",
@@ -21,6 +35,7 @@ app.add_typer(ops.app, name="ops")
 app.add_typer(classifier.app, name="classifier")
 app.add_typer(cache.app, name="cache")
 app.add_typer(recipes.app, name="recipes")
+app.add_typer(mix.app, name="mix")
 run.register(app)
 search.register(app)
 agent_runs.register(app)

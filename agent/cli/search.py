@@ -169,8 +169,9 @@ def finalize_cmd(
     baselines: str = typer.Option(
         "",
         "--baselines",
-        help="also confirm against (comma-separated) the published pipelines c4, gopher, refinedweb, dclm_baseline "
-        "(recipes/; natural, uniform, no_filtering and fineweb always are)",
+        help="also confirm against (comma-separated): the published pipelines c4, gopher, refinedweb, dclm_baseline "
+        "(recipes/; natural, uniform, no_filtering and fineweb always are), mixtures learned on the recipe's "
+        "output: doremi, doge",
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
