@@ -28,6 +28,8 @@ EXPECTED = {
 }
 """Pages of the 418 each pipeline keeps, and the reasons it drops the others for (the sample holds no
 duplicates: the dedup stages drop nothing)."""
+EDITS = {"refinedweb": ("substring_dedup", 11, 2604), "dclm_baseline": ("bloom_dedup", 2, 227)}
+"""Pages whose text the substring / paragraph dedup cut (a site's repeated boilerplate), and the bytes cut."""
 
 
 def _init(name: str, source: Path, out: Path) -> dict:
@@ -64,6 +66,10 @@ def test_a_published_pipeline_runs_on_the_warc_sample(
     ledger = read_ledger(tmp_path / "out")
     reasons = sorted({r.split(":")[0] for r in ledger["reason"].to_pylist() if r})
     assert (manifest.sources["web"]["kept"], reasons) == EXPECTED[name]
+    if name in EDITS:
+        edits = [e for d in ledger["detail"].to_pylist() if d and d.startswith("[") for e in json.loads(d)]
+        assert {e["op"] for e in edits} == {EDITS[name][0]}
+        assert (len(edits), sum(e["bytes_removed"] for e in edits)) == EDITS[name][1:]
     if name in ("c4", "fineweb"):  # C4's line rules also remove lines, as datatrove's C4QualityFilter does
         texts = read_output(tmp_path / "out")["text"].to_pylist()
         assert not any(len(line.split()) < 3 for text in texts for line in text.splitlines())
