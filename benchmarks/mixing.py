@@ -15,11 +15,23 @@ evaluation) with paired seeds (seed k: the same initialisation and sampling for 
 - ``doge``: DoGE's averaged weights, learned with the token budget that gives it DoReMi's compute
   (its cost per token is ``(1 + 2k) / 3`` runs for ``k`` domains);
 - ``two_phase`` (when ``Mixture.phases`` exists): uniform for the first 80 % of the budget, then
-  DoReMi's weights.
+  DoReMi's weights;
+- ``searched``: the predicted-optimal mixture of dataplan's own search over the same task, run as
+  ``dataplan search SPACE --trials N --seed 0 --no-confirm --no-ablate`` would
+  (``experiments.study.Search`` then ``experiments.finalize.finalize``): ``mixture.weights: simplex``
+  over the five sources, the five held-out slices as targets (equal weights: the objective is their
+  average bpb), the default search proxy (``ngram5`` count model at 300k tokens), TPE, ``N`` trials
+  (``search_trials``); the surrogate's optimum where it beats the best trial beyond its uncertainty,
+  else the best trial. The search's targets are the same slices cut by ``experiments.targets`` (the
+  last document may cross ``--target-bytes``); it only chooses the weights, every mixture is scored
+  on the benchmark's targets.
 
 ``proxy_runs`` in the output is the compute each method spent learning its weights, in
-evaluation-proxy runs (training FLOPs at the evaluation budget). Per mixture and seed: bits per byte on each domain's held-out slice, their average and their
-maximum (the worst domain). Each learned mixture is compared with ``uniform`` and ``natural`` by the
+evaluation-proxy runs: training FLOPs at the evaluation budget for DoReMi and DoGE; for the search,
+whose count-model trials have no comparable FLOPs, its wall time (trials and finalize) divided by
+the median wall time of one evaluation run of its mixture (timed right after the search, in the
+same process: same machine, same load). Per mixture and seed: bits per byte on each domain's
+held-out slice, their average and their maximum (the worst domain). Each learned mixture is compared with ``uniform`` and ``natural`` by the
 mean of its paired per-seed differences and their 95 % Student-t interval (``experiments.confirm``:
 ``paired_ci``); "better" means the whole interval is below zero. Results are stored per mixture
 and seed under ``--work`` and reused by a re-run.
@@ -48,7 +60,17 @@ from evaluators.proxy import evaluate_recipe_output  # noqa: E402
 from evaluators.sampler import load_pools  # noqa: E402
 from evaluators.targets import Target, resolve_targets  # noqa: E402
 from experiments.confirm import paired_ci  # noqa: E402
-from operators import Mixture, Recipe, ray_session, recipe_from_dict, run_recipe, shared_data_dir  # noqa: E402
+from experiments.finalize import finalize  # noqa: E402
+from experiments.study import Search  # noqa: E402
+from operators import (  # noqa: E402
+    Mixture,
+    Recipe,
+    load_recipe,
+    ray_session,
+    recipe_from_dict,
+    run_recipe,
+    shared_data_dir,
+)
 
 DOMAINS = {
     "code": "code_python_thealgorithms.jsonl",
@@ -57,8 +79,8 @@ DOMAINS = {
     "medical": "medical_pubmedqa_abstracts.jsonl",
     "math": "math_gsm8k_train.jsonl",
 }
-FULL = {"preset": "nano", "tokens": 500_000, "seeds": 5, "target_bytes": 65_536}
-SMALL = {"preset": "nano", "tokens": 60_000, "seeds": 2, "target_bytes": 16_384}
+FULL = {"preset": "nano", "tokens": 500_000, "seeds": 5, "target_bytes": 65_536, "search_trials": 20}
+SMALL = {"preset": "nano", "tokens": 60_000, "seeds": 2, "target_bytes": 16_384, "search_trials": 6}
 
 
 def task_recipe() -> Recipe:
@@ -95,7 +117,50 @@ def learn(run_dir: Path, recipe: Recipe, excluded: dict, config: dict, work: Pat
     return learned
 
 
-def mixtures(learned: dict) -> dict[str, Mixture]:
+def search(recipe: Recipe, targets: list[Target], config: dict, work: Path) -> dict:
+    """The search's predicted-optimal weights and its wall time, stored in ``work/searched.json``."""
+    path = work / "searched.json"
+    key = {"trials": config["search_trials"], "seed": 0, "target_bytes": config["target_bytes"]}
+    if path.is_file() and (stored := json.loads(path.read_text()))["key"] == key:
+        return stored
+    folder = work / f"search-{config['search_trials']}-{config['target_bytes']}"
+    space = {
+        "params": {"mixture.weights": "simplex"},
+        "objective": {"targets": [t.model_dump(mode="json", exclude={"files"}) for t in targets]},
+    }
+    start = time.perf_counter()
+    with ray_session():
+        s = Search(folder) if (folder / "search.json").is_file() else Search.create(
+            folder, recipe, space, n_trials=config["search_trials"], seed=0, mlflow_experiment="mixing-benchmark",
+            finalize={"confirm": False, "ablate": False},
+        )  # fmt: skip
+        counts = s.run()
+        final = finalize(folder)
+    seconds = time.perf_counter() - start
+    searched = {
+        "key": key,
+        "weights": load_recipe(final["recommended_recipe"]).mixture.weights,
+        "proxy": s.config.proxy.model_dump(),
+        "counts": counts,
+        "model": final["prediction"]["model"],
+        "predicted": final["prediction"]["predicted"],
+        "best_observed": final["best_observed"],
+        "seconds": seconds,
+        "folder": str(folder),
+    }
+    path.write_text(json.dumps(searched, indent=2))
+    return searched
+
+
+def search_cost(searched: dict, config: dict, work: Path) -> float:
+    """The search's wall time in evaluation-proxy runs: over the median stored wall time of one
+    evaluation run of its mixture at this preset and budget."""
+    pattern = f"searched-{config['preset']}-{config['tokens']}-seed*.json"
+    runs = [json.loads(p.read_text())["seconds"] for p in (work / "results").glob(pattern)]
+    return searched["seconds"] / float(np.median(runs))
+
+
+def mixtures(learned: dict, searched: dict) -> dict[str, Mixture]:
     out = {
         "natural": Mixture(max_epochs=4),
         "uniform": Mixture(weights=dict.fromkeys(DOMAINS, 1.0), max_epochs=4),
@@ -105,6 +170,7 @@ def mixtures(learned: dict) -> dict[str, Mixture]:
     if "phases" in Mixture.model_fields:
         phases = [{"until": 0.8, "weights": dict.fromkeys(DOMAINS, 1.0)}, {"weights": learned["doremi"]["weights"]}]
         out["two_phase"] = Mixture.model_validate({"phases": phases, "max_epochs": 4})
+    out["searched"] = Mixture(weights=searched["weights"], max_epochs=4)
     return out
 
 
@@ -175,8 +241,10 @@ def run(config: dict, work: Path) -> dict:
     targets = [Target(name=d, source=d, fraction=0.1, max_docs=None, max_bytes=max_bytes) for d in DOMAINS]
     _, excluded = resolve_targets(run_dir, targets)
     learned = learn(run_dir, recipe, excluded, config, work)
-    mixes = mixtures(learned)
+    searched = search(recipe, targets, config, work)
+    mixes = mixtures(learned, searched)
     scores = evaluate(run_dir, mixes, targets, config, work)
+    searched["proxy_runs"] = search_cost(searched, config, work)
     summary = summarise(scores)
     key = summary["comparisons"]["doremi_vs_uniform.worst"]
     return {
@@ -190,6 +258,7 @@ def run(config: dict, work: Path) -> dict:
         "domains": DOMAINS,
         "mixtures": {n: m.model_dump(mode="json", exclude_none=True) for n, m in mixes.items()},
         "learned": learned,
+        "searched": searched,
         **summary,
         "scores": {n: {str(s): b for s, b in v.items()} for n, v in scores.items()},
         "pipeline_seconds": pipeline,
