@@ -221,6 +221,13 @@ def labelled_stream(
     return packed.tokens[order], packed.labels[order], shares
 
 
+def check_budget(preset: str | Preset, tokens: int) -> None:
+    """Refuse a token budget that does not fill one optimiser step of ``preset``."""
+    spec = get_preset(preset)
+    if tokens < (step := spec.batch_size * spec.seq_len):
+        raise ValueError(f"{tokens} tokens do not fill one {spec.name} training step ({step} tokens): give more tokens")
+
+
 def reweight_domains(
     pools: dict[str, SourcePool],
     reference: Mixture,
@@ -245,6 +252,7 @@ def reweight_domains(
     domains = sorted(pools)
     if empty := [d for d in domains if pools[d].usable_tokens == 0]:
         raise ValueError(f"domains {empty} have no usable documents: reweighting needs text in every domain")
+    check_budget(spec, tokens)
     uniform = Mixture(weights=dict.fromkeys(domains, 1.0), max_epochs=reference.max_epochs)
     sequences, labels, shares = labelled_stream(pools, uniform, tokens, seed, spec.seq_len)
     ref_model, ref_shares, ref_loss = None, None, None
@@ -254,6 +262,10 @@ def reweight_domains(
         trained = train(
             pack(sample.documents(pools), spec.seq_len).tokens, spec, seed=seed, device=device, threads=threads
         )
+        if not trained.losses:
+            raise ValueError(
+                f"the reference proxy's stream does not fill one training step: give more tokens than {tokens}"
+            )
         ref_model, ref_loss = trained.model, trained.losses[-1][2]
     hook = kind(settings, labels, np.array([shares[d] for d in domains]), spec, pick_device(device), ref_model)
     result = train(sequences, spec, seed=seed, device=device, threads=threads, loss_fn=hook)

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from evaluators.domain_reweighting import METHODS, ReweightResult, reweight_domains
+from evaluators.domain_reweighting import METHODS, ReweightResult, check_budget, reweight_domains
 from evaluators.sampler import load_pools
 from experiments.search_config import SearchConfig
 from experiments.targets import exclude_held_out
@@ -71,6 +71,10 @@ def learn_mixture(
 ) -> MixOutcome:
     """The recipe with the domain weights ``method`` learns on its output (see the module docstring)."""
     check_method(method, params or {})  # before any work
+    check_budget(preset, tokens)
+    if len(recipe.sources) < 2:
+        names = [s.name for s in recipe.sources]
+        raise ValueError(f"{method} reweights domains: the recipe needs at least two sources, it has {names}")
     folder = Path(folder).resolve()
     setup = {"method": method, "params": params or {}, "preset": preset, "tokens": tokens, "seed": seed}
     key = {"input_recipe_id": recipe.recipe_id(), "held_out_ids": held_out_ids, **setup}

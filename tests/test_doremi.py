@@ -146,3 +146,33 @@ def test_mix_doremi_cli_writes_the_recipe_its_provenance_and_mlflow_series(
     assert {"weights.png", "recipe.yaml", "manifest.json"} <= artifacts
     again = CliRunner().invoke(app, [*args, "--json"])  # the same inputs and setup: recorded, not retrained
     assert again.exit_code == 0 and json.loads(again.stdout)["reused"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--tokens", "1000"], "1000 tokens do not fill one nano training step (2048 tokens)"),
+        (["--param", "eta=abc"], "--param 'eta=abc': VALUE must be a number"),
+    ],
+)
+def test_mix_refuses_bad_input_before_any_work(shared_data, tmp_path, args, said):
+    recipe = tmp_path / "two.yaml"
+    domains = shared_data / "domains"
+    recipe.write_text(
+        "name: two\nsteps: []\nsources:\n"
+        f"  - {{name: wiki, uri: {domains / 'wiki_wikitext2_valid.jsonl'}}}\n"
+        f"  - {{name: law, uri: {domains / 'legal_spdx_license_texts.jsonl'}}}\n"
+    )
+    res = CliRunner().invoke(app, ["mix", "doremi", str(recipe), "--dir", str(tmp_path / "mix"), *args])
+    assert res.exit_code == 2 and said in res.output
+    assert not (tmp_path / "mix" / "recipe.yaml").exists()
+
+
+def test_mix_refuses_a_single_source(shared_data, tmp_path):
+    recipe = tmp_path / "one.yaml"
+    recipe.write_text(
+        f"name: one\nsteps: []\nsources:\n  - {{name: wiki, uri: {shared_data / 'domains/wiki_wikitext2_valid.jsonl'}}}\n"
+    )
+    res = CliRunner().invoke(app, ["mix", "doremi", str(recipe), "--dir", str(tmp_path / "mix")])
+    assert res.exit_code == 2
+    assert "the recipe needs at least two sources, it has ['wiki']" in res.output

@@ -56,7 +56,7 @@ def _options(method: str):
 
         try:
             recipe = load_recipe(recipe_path)
-            params = {k: float(v) for k, v in (_pair(p) for p in param)}
+            params = dict(_pair(p) for p in param)
             check_method(method, params)
             get_preset(preset)  # a count-model or unknown preset is refused here, not after the run
             budget = parse_tokens(tokens) if tokens else recipe.mixture.total_tokens or 1_000_000
@@ -100,11 +100,14 @@ def _options(method: str):
     return command
 
 
-def _pair(text: str) -> tuple[str, str]:
+def _pair(text: str) -> tuple[str, float]:
     if "=" not in text:
         raise ValueError(f"--param {text!r}: give KEY=VALUE, e.g. eta=1")
     key, value = text.split("=", 1)
-    return key.strip(), value
+    try:
+        return key.strip(), float(value)
+    except ValueError:
+        raise ValueError(f"--param {text!r}: VALUE must be a number, e.g. eta=1") from None
 
 
 app.command("doremi")(_options("doremi"))
