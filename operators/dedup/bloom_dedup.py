@@ -19,11 +19,9 @@ from operators.core.base import KEEP, Batch, GlobalOperator, OperatorParams, Ste
 from operators.core.output import SORT_BUCKET_BYTES, SortSpill, bucket_bounds
 from operators.core.rules import threshold_detail
 from operators.core.stages import to_arrow
-from operators.dedup.clusters import node_names
-from operators.text.text_hashing import batch_ngram_hashes
+from operators.dedup.clusters import find_nodes, node_names
+from operators.text.text_hashing import WORD_RUN, batch_ngram_hashes
 
-WORD_RUN = r"[\p{L}\p{N}_]+"
-"""A word, as ``text_hashing`` splits them (counted on the lower-cased text, as it hashes it)."""
 SPILL = pa.schema(
     [
         ("source", pa.string()),
@@ -254,17 +252,14 @@ def _apply_decisions(batch: Batch, path: str) -> pa.Table:
     reasons = np.full(n, KEEP, dtype=object)
     details = np.full(n, "", dtype=object)
     text = batch["text"].copy()
-    if len(names) and n:
-        own = node_names(batch)
-        pos = np.clip(np.searchsorted(names, own), 0, len(names) - 1)
-        for i in np.flatnonzero(names[pos] == own):
-            row = decisions.slice(int(pos[i]), 1).to_pylist()[0]
-            reasons[i], details[i] = row["reason"], row["detail"]
-            if row["reason"] == KEEP:
-                before = str(text[i])
-                text[i] = _cut(before, row["lines"])
-                edit = {"bytes_removed": len(before.encode()) - len(text[i].encode()), "spans": len(row["lines"])}
-                details[i] = json.dumps(edit)
-                if not text[i].strip():
-                    reasons[i], text[i] = "duplicate_paragraphs", before
+    hits, pos = find_nodes(names, node_names(batch))
+    for i, row in zip(hits.tolist(), decisions.take(pa.array(pos)).to_pylist(), strict=True):
+        reasons[i], details[i] = row["reason"], row["detail"]
+        if row["reason"] == KEEP:
+            before = str(text[i])
+            text[i] = _cut(before, row["lines"])
+            edit = {"bytes_removed": len(before.encode()) - len(text[i].encode()), "spans": len(row["lines"])}
+            details[i] = json.dumps(edit)
+            if not text[i].strip():
+                reasons[i], text[i] = "duplicate_paragraphs", before
     return to_arrow({**batch, "text": text, "_reason": reasons, "_detail": details})

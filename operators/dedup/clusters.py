@@ -48,6 +48,20 @@ LOCAL_KEY_BYTES = 32 << 20
 MinHash's 14 bands."""
 
 
+def arrow_node_names(table: pa.Table) -> pa.Array:
+    """``node_names`` of an Arrow table, computed in Arrow."""
+    return pc.binary_join_element_wise(table["id"], table["source"], SEP)
+
+
+def find_nodes(sorted_names: np.ndarray, names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``names`` that occur in ``sorted_names``, and where they occur there."""
+    if not len(sorted_names) or not len(names):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pos = np.clip(np.searchsorted(sorted_names, names), 0, len(sorted_names) - 1)
+    rows = np.flatnonzero(sorted_names[pos] == names)
+    return rows, pos[rows]
+
+
 def candidate_edges(
     keys: ray.data.Dataset,
     partitions: int,
@@ -186,11 +200,8 @@ def _mark(table: pa.Table, dropped: np.ndarray, kept_ids: np.ndarray, prefix: st
         empty = b"" if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) else ""
         table = _with(table, c, pa.repeat(pa.scalar(empty, kind), n))
     reasons = np.full(n, KEEP, dtype=object)
-    if len(dropped) and n:
-        names = pc.binary_join_element_wise(table["id"], table["source"], SEP).to_numpy(zero_copy_only=False)
-        pos = np.clip(np.searchsorted(dropped, names), 0, len(dropped) - 1)
-        hit = dropped[pos] == names
-        reasons[hit] = [f"{prefix}_of:{k}" for k in kept_ids[pos[hit]]]
+    rows, pos = find_nodes(dropped, arrow_node_names(table).to_numpy(zero_copy_only=False))
+    reasons[rows] = [f"{prefix}_of:{k}" for k in kept_ids[pos]]
     return _with(table, "_reason", pa.array(reasons.tolist(), pa.string()))
 
 

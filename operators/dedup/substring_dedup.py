@@ -13,7 +13,7 @@ from pydantic import Field
 
 from operators.core.base import KEEP, Batch, GlobalOperator, OperatorParams, StepContext, register
 from operators.core.stages import to_arrow
-from operators.dedup.clusters import SEP, node_names
+from operators.dedup.clusters import arrow_node_names, find_nodes, node_names
 
 SEPARATOR = 0xFF
 """Ends every document in the concatenated corpus: a byte that never occurs in UTF-8 text."""
@@ -191,8 +191,7 @@ def _gather(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _name_lengths(batch: pa.Table) -> pa.Table:
-    names = pc.binary_join_element_wise(batch["id"], batch["source"], SEP)
-    return pa.table({"name": names, "n": pc.binary_length(batch["text"]).cast(pa.int64())})
+    return pa.table({"name": arrow_node_names(batch), "n": pc.binary_length(batch["text"]).cast(pa.int64())})
 
 
 def _cut_rows(
@@ -202,17 +201,15 @@ def _cut_rows(
     text = batch["text"].copy()
     reasons = np.full(n, KEEP, dtype=object)
     details = np.full(n, "", dtype=object)
-    if len(docs) and n:
-        names = node_names(batch)
-        pos = np.clip(np.searchsorted(docs, names), 0, len(docs) - 1)
-        for row in np.flatnonzero(docs[pos] == names):
-            span = slice(bounds[pos[row]], bounds[pos[row] + 1])
-            raw = text[row].encode("utf-8")
-            left = cut(raw, lo[span], hi[span])
-            text[row] = left.decode("utf-8")
-            removed = {"bytes_removed": len(raw) - len(left), "spans": int(span.stop - span.start)}
-            if len(left) < min_doc_bytes:
-                reasons[row] = TOO_SHORT
-                removed.update(bytes_left=len(left), min_doc_bytes=min_doc_bytes)
-            details[row] = json.dumps(removed)
+    rows, pos = find_nodes(docs, node_names(batch))
+    for row, at in zip(rows.tolist(), pos.tolist(), strict=True):
+        span = slice(bounds[at], bounds[at + 1])
+        raw = text[row].encode("utf-8")
+        left = cut(raw, lo[span], hi[span])
+        text[row] = left.decode("utf-8")
+        removed = {"bytes_removed": len(raw) - len(left), "spans": int(span.stop - span.start)}
+        if len(left) < min_doc_bytes:
+            reasons[row] = TOO_SHORT
+            removed.update(bytes_left=len(left), min_doc_bytes=min_doc_bytes)
+        details[row] = json.dumps(removed)
     return to_arrow({**batch, "text": text, "_reason": reasons, "_detail": details})

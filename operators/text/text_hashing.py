@@ -118,7 +118,10 @@ def _splice(at: np.ndarray, words: pa.ListArray, columns: tuple[np.ndarray, ...]
     return out
 
 
-_NON_WORD = r"[^\p{L}\p{N}_]+"
+WORD_CHARS = r"\p{L}\p{N}_"
+"""What a word is made of (Unicode letters, digits, underscore), as Arrow's RE2 patterns spell it."""
+WORD_RUN = f"[{WORD_CHARS}]+"
+_NON_WORD = f"[^{WORD_CHARS}]+"
 _ASCII_FOLD = bytes(
     c + 32 if 65 <= c <= 90 else c if (97 <= c <= 122 or 48 <= c <= 57 or c == 95 or c >= 128) else 32
     for c in range(256)
