@@ -217,8 +217,7 @@ def labelled_stream(
     sample = sample_mixture(pools, mixture, tokens, seed)
     packed = pack(sample.documents(pools), seq_len, "concat", seed, labels=sample.order[:, 0])
     order = np.random.default_rng([seed, 0xD0E]).permutation(len(packed.tokens))
-    shares = {n: st.tokens / max(sample.total_tokens, 1) for n, st in sample.stats.items()}
-    return packed.tokens[order], packed.labels[order], shares
+    return packed.tokens[order], packed.labels[order], sample.token_shares
 
 
 def check_budget(preset: str | Preset, tokens: int) -> None:
@@ -258,7 +257,7 @@ def reweight_domains(
     ref_model, ref_shares, ref_loss = None, None, None
     if kind.needs_reference:  # trained as any proxy of the recipe is: its mixture's stream, in order
         sample = sample_mixture(pools, reference, tokens, seed)
-        ref_shares = {n: st.tokens / max(sample.total_tokens, 1) for n, st in sample.stats.items()}
+        ref_shares = sample.token_shares
         trained = train(
             pack(sample.documents(pools), spec.seq_len).tokens, spec, seed=seed, device=device, threads=threads
         )

@@ -143,6 +143,11 @@ class MixtureSample:
         """Where each phase after the first begins in ``order`` (the documents' indices)."""
         return [p.start for p in self.phases[1:]]
 
+    @property
+    def token_shares(self) -> dict[str, float]:
+        """Each source's realised share of the stream's tokens."""
+        return {n: st.tokens / max(self.total_tokens, 1) for n, st in self.stats.items()}
+
     def documents(self, pools: dict[str, SourcePool]) -> list[str]:
         """The stream's texts in training order."""
         texts = [pools[name].texts for name in self.sources]
