@@ -68,30 +68,34 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "uniform_raw": ("uniform", []),
     "web_heavy_raw": ("web_heavy", []),
     "code_heavy_raw": ("code_heavy", []),
-    "natural_quality": ("natural", ["quality"]),
-    "natural_quality_loose": ("natural", ["quality_loose"]),
-    "natural_quality_strict": ("natural", ["quality_strict"]),
-    "natural_langid": ("natural", ["langid"]),
-    "natural_dedup": ("natural", ["dedup"]),
     "natural_all": ("natural", ALL_FILTERS),
+    "web_heavy_quality": ("web_heavy", ["quality"]),
+    "web_heavy_quality_loose": ("web_heavy", ["quality_loose"]),
+    "web_heavy_quality_strict": ("web_heavy", ["quality_strict"]),
+    "web_heavy_langid": ("web_heavy", ["langid"]),
     "web_heavy_dedup": ("web_heavy", ["dedup"]),
+    "web_heavy_no_dedup": ("web_heavy", [f for f in ALL_FILTERS if f != "dedup"]),
     "web_heavy_all": ("web_heavy", ALL_FILTERS),
 }
+"""Single-step changes are made on the web-heavy mixture (web 55 %, as in most LLM training sets):
+with fixed weights a filter changes only *which* web text fills the web share. On the natural
+mixture a filter also shrinks web's share, and web is about a quarter of the bytes, so a reference
+proxy can hardly tell such a pair apart (stop 22: language ID on/off +0.003 [-0.007, +0.013])."""
 PAIRS: list[tuple[str, str, str]] = [
     ("natural_raw", "uniform_raw", "mixture"),
     ("natural_raw", "web_heavy_raw", "mixture"),
     ("uniform_raw", "web_heavy_raw", "mixture"),
     ("natural_raw", "code_heavy_raw", "mixture"),
     ("natural_all", "web_heavy_all", "mixture"),
-    ("natural_raw", "natural_quality", "filter"),
-    ("natural_raw", "natural_langid", "filter"),
+    ("web_heavy_raw", "web_heavy_quality", "filter"),
+    ("web_heavy_raw", "web_heavy_langid", "filter"),
     ("natural_raw", "natural_all", "filter"),
     ("web_heavy_raw", "web_heavy_all", "filter"),
-    ("natural_quality", "natural_quality_loose", "threshold"),
-    ("natural_quality", "natural_quality_strict", "threshold"),
-    ("natural_raw", "natural_dedup", "dedup"),
-    ("web_heavy_raw", "web_heavy_dedup", "dedup"),
     ("web_heavy_dedup", "web_heavy_all", "filter"),
+    ("web_heavy_quality", "web_heavy_quality_loose", "threshold"),
+    ("web_heavy_quality", "web_heavy_quality_strict", "threshold"),
+    ("web_heavy_raw", "web_heavy_dedup", "dedup"),
+    ("web_heavy_no_dedup", "web_heavy_all", "dedup"),
 ]
 
 
@@ -134,7 +138,7 @@ SMALL = {
     "fidelities": [Fidelity(preset="ngram5", tokens=40_000, seeds=2), Fidelity(preset="nano", tokens=4_000, seeds=2)],
     "scale": 0.05,
     "target_bytes": 16_384,
-    "recipes": ["natural_raw", "web_heavy_raw", "natural_quality", "natural_all"],
+    "recipes": ["natural_raw", "web_heavy_raw", "web_heavy_quality", "natural_all"],
 }
 
 
