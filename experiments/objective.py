@@ -77,7 +77,7 @@ def evaluate_trial(
         run_dir,
         recipe,
         config,
-        seed if seed is not None else config.seed,
+        seed if seed is not None else config.trial_seed,
         on_eval if report else None,
         trial_dir / "proxy",
     )

@@ -101,6 +101,12 @@ class SearchConfig(BaseModel):
     sampler: Literal["tpe", "gp", "cmaes", "random"] = "tpe"
     pruner: Literal["hyperband", "halving", "none"] = "hyperband"
     seed: int = 0
+    proxy_seed: int | None = Field(
+        None,
+        ge=0,
+        description="seed of every trial's proxy (sample and initialisation; None: `seed`). Fixing it while "
+        "`seed` varies gives every sampler the same objective function (common random numbers)",
+    )
     n_trials: int = Field(20, gt=0)
     time_budget_s: float | None = None
     study_name: str = "search"
@@ -139,6 +145,11 @@ class SearchConfig(BaseModel):
 
     def base_recipe(self) -> Recipe:
         return recipe_from_yaml(self.recipe_yaml, base_dir=self.base_dir)
+
+    @property
+    def trial_seed(self) -> int:
+        """The seed every search trial's proxy trains with."""
+        return self.seed if self.proxy_seed is None else self.proxy_seed
 
     def resolved_space(self) -> SearchSpace:
         return parse_space(self.space, self.base_recipe())
