@@ -497,3 +497,33 @@ def test_a_confirmation_whose_parent_run_is_not_in_the_store_warns_once_and_is_k
             assert log_confirmation("0123456789abcdef", {}, entry) is None
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def test_a_fixed_proxy_seed_gives_two_sampler_seeds_one_objective(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    """``proxy_seed`` fixes the trials' proxies apart from the sampler: the proposal (trial 0) scores
+    the same under sampler seeds 1 and 2, and differently when the proxy follows the sampler's seed."""
+    from experiments.study import Search
+    from operators import load_recipe
+
+    recipe_path, space_path = _write_inputs(shared_data, tmp_path, 1)
+    space = yaml.safe_load(space_path.read_text())
+    space["proxy"] = {"preset": "ngram3", "tokens": 20000}
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        values = {}
+        for name, settings in {
+            "a": {"seed": 1, "proxy_seed": 7},
+            "b": {"seed": 2, "proxy_seed": 7},
+            "c": {"seed": 2},
+        }.items():
+            search = Search.create(
+                tmp_path / name, load_recipe(recipe_path), space, n_trials=1, pruner="none", **settings
+            )
+            search.run()
+            values[name] = search.study().trials[0].values[0]
+        assert values["a"] == values["b"]
+        assert values["c"] != values["a"]
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
