@@ -6,18 +6,25 @@ full ``seq_len`` of preceding bytes that scores the bytes not yet scored (lm-eva
 ``get_rolling_token_windows`` with ``context_len=1`` + ``make_disjoint_window``). Bits per byte is
 the corpus total ``-sum log p / (ln 2 * sum bytes)``, lm-eval's ``bits_per_byte`` aggregation, so
 the two agree to float rounding. Windows are batched by length, so this runs at forward speed.
+
+With a fitted BPE ``tokenizer`` the same windows run over ``EOT`` + the text's ids, and the total
+is still divided by the texts' UTF-8 bytes (as lm-eval's ``bits_per_byte`` does whatever the
+tokenizer), so a BPE proxy and a byte proxy are scored on the same scale.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from evaluators.model import context_length
-from evaluators.tokenizer import EOT_ID, PAD_ID
+from evaluators.tokenizer import PAD_ID, encode_document
+
+if TYPE_CHECKING:
+    from evaluators.bpe_tokenizer import BpeTokenizer
 
 
 @dataclass
@@ -29,7 +36,8 @@ class Window:
 
 
 def rolling_windows(n_bytes: int, seq_len: int, doc: int = 0) -> list[Window]:
-    """lm-eval's disjoint rolling windows over a text of ``n_bytes`` (in ``EOT`` + bytes coordinates)."""
+    """lm-eval's disjoint rolling windows over a text of ``n_bytes`` tokens (in ``EOT`` + tokens
+    coordinates)."""
     if n_bytes == 0:
         return []
     first = min(seq_len, n_bytes)
@@ -53,23 +61,29 @@ class BpbResult:
 
 @torch.no_grad()
 def bits_per_byte(
-    model, texts: list[str], *, seq_len: int | None = None, batch_size: int = 32, device=None
+    model,
+    texts: list[str],
+    *,
+    seq_len: int | None = None,
+    batch_size: int = 32,
+    device=None,
+    tokenizer: BpeTokenizer | None = None,
 ) -> BpbResult:
-    """Bits per byte of ``model`` over ``texts`` (see the module docstring)."""
+    """Bits per byte of ``model`` over ``texts`` tokenized by ``tokenizer`` (None: bytes; see the
+    module docstring)."""
     seq_len = seq_len or context_length(model)
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    docs = [np.frombuffer(b"\0" + t.encode("utf-8"), dtype=np.uint8).astype(np.int64) for t in texts]
-    for d in docs:
-        d[0] = EOT_ID
+    docs = [(tokenizer.encode_document if tokenizer else encode_document)(t) for t in texts]
+    pad_id = tokenizer.pad_id if tokenizer else PAD_ID
     windows = [w for i, d in enumerate(docs) for w in rolling_windows(len(d) - 1, seq_len, i)]
     windows.sort(key=lambda w: w.end - w.start)
     total = 0.0
     for lo in range(0, len(windows), batch_size):
         batch = windows[lo : lo + batch_size]
         width = max(w.end - w.start for w in batch)
-        inputs = torch.full((len(batch), width), PAD_ID, dtype=torch.long)
+        inputs = torch.full((len(batch), width), pad_id, dtype=torch.long)
         targets = torch.full((len(batch), width), -100, dtype=torch.long)
         for row, w in enumerate(batch):
             seq = torch.from_numpy(docs[w.doc][w.start : w.end + 1])
@@ -82,5 +96,5 @@ def bits_per_byte(
         )
         total += float(nll)
     model.train(was_training)
-    n_bytes = sum(len(d) - 1 for d in docs)
+    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
     return BpbResult(total / (math.log(2) * max(n_bytes, 1)), total, n_bytes, len(texts))

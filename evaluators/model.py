@@ -19,11 +19,14 @@ seed std of 0.035 / 0.053, against 3.98 / 3.95 and 0.12 / 0.19 for batch 16 / lr
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from evaluators.tokenizer import EOT_ID, PAD_ID, VOCAB_SIZE
+
+if TYPE_CHECKING:
+    from evaluators.bpe_tokenizer import BpeTokenizer
 
 
 class Preset(BaseModel):
@@ -85,26 +88,38 @@ class _RightPaddingNotice(logging.Filter):
 logging.getLogger("transformers.modeling_utils").addFilter(_RightPaddingNotice())
 
 
-def build_model(preset: Preset):
-    """A freshly initialised proxy of ``preset.arch`` (see ``build_gpt2`` and ``build_llama``)."""
-    return build_llama(preset) if preset.arch == "llama" else build_gpt2(preset)
+def build_model(preset: Preset, tokenizer: BpeTokenizer | None = None):
+    """A freshly initialised proxy of ``preset.arch`` (see ``build_gpt2`` and ``build_llama``) over
+    ``tokenizer``'s vocabulary (None: the byte tokenizer's)."""
+    build = build_llama if preset.arch == "llama" else build_gpt2
+    return build(preset, tokenizer)
 
 
-def build_llama(preset: Preset):
+def token_ids(tokenizer: BpeTokenizer | None = None) -> dict[str, int]:
+    """The model config's vocabulary size and special ids under ``tokenizer`` (None: bytes)."""
+    if tokenizer is None:
+        return {"vocab_size": VOCAB_SIZE, "bos_token_id": EOT_ID, "eos_token_id": EOT_ID, "pad_token_id": PAD_ID}
+    eot = tokenizer.eot_id
+    return {
+        "vocab_size": tokenizer.vocab_size,
+        "bos_token_id": eot,
+        "eos_token_id": eot,
+        "pad_token_id": tokenizer.pad_id,
+    }
+
+
+def build_llama(preset: Preset, tokenizer: BpeTokenizer | None = None):
     """A LLaMA decoder of the preset's shape: SwiGLU width ``8/3 d`` rounded up to a multiple of 32
     (LLaMA's rule), untied embeddings for the reason ``build_gpt2`` gives, SDPA attention."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=VOCAB_SIZE,
+        **token_ids(tokenizer),
         hidden_size=preset.n_embd,
         intermediate_size=-(-8 * preset.n_embd // 3 // 32) * 32,
         num_hidden_layers=preset.n_layer,
         num_attention_heads=preset.n_head,
         max_position_embeddings=preset.seq_len,
-        bos_token_id=EOT_ID,
-        eos_token_id=EOT_ID,
-        pad_token_id=PAD_ID,
         tie_word_embeddings=False,
     )
     return LlamaForCausalLM._from_config(config, attn_implementation="sdpa")
@@ -116,7 +131,7 @@ def context_length(model) -> int:
     return getattr(config, "n_positions", None) or config.max_position_embeddings
 
 
-def build_gpt2(preset: Preset):
+def build_gpt2(preset: Preset, tokenizer: BpeTokenizer | None = None):
     """A freshly initialised GPT-2 with SDPA attention, no dropout (proxies see each token about
     once) and exact GELU: one fused kernel on CPU, where GPT-2's tanh approximation runs as five
     elementwise passes and cost ~30 % of a nano step. Input and output embeddings are untied: with
@@ -127,7 +142,7 @@ def build_gpt2(preset: Preset):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(
-        vocab_size=VOCAB_SIZE,
+        **token_ids(tokenizer),
         n_positions=preset.seq_len,
         n_embd=preset.n_embd,
         n_layer=preset.n_layer,
@@ -135,9 +150,6 @@ def build_gpt2(preset: Preset):
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
-        bos_token_id=EOT_ID,
-        eos_token_id=EOT_ID,
-        pad_token_id=PAD_ID,
         activation_function="gelu",
         tie_word_embeddings=False,
     )
@@ -148,10 +160,11 @@ def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def flops_per_token(preset: Preset, n_params: int) -> int:
+def flops_per_token(preset: Preset, n_params: int, vocab_size: int = VOCAB_SIZE) -> int:
     """Training FLOPs per token, the PaLM/nanoGPT estimate: ``6 N + 12 L d T`` where ``N`` counts the
     weights used in a matmul (the token and position embeddings are lookups, the LM head is a
-    matmul) and the second term is attention's scores and weighted sum."""
-    lookups = VOCAB_SIZE + (preset.seq_len if preset.arch == "gpt2" else 0)  # LLaMA has no position table
+    matmul) and the second term is attention's scores and weighted sum; ``vocab_size`` is the
+    model's (the byte tokenizer's by default)."""
+    lookups = vocab_size + (preset.seq_len if preset.arch == "gpt2" else 0)  # LLaMA has no position table
     matmul_params = n_params - lookups * preset.n_embd
     return 6 * matmul_params + 12 * preset.n_layer * preset.n_embd * preset.seq_len

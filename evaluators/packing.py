@@ -1,8 +1,9 @@
 """Packing documents into fixed-length training sequences.
 
-- ``concat_and_chunk``: the GPT-2/3 default. Documents (each ``EOT`` + bytes) are concatenated in
-  stream order and cut every ``seq_len`` tokens; only the last sequence is padded, but every
-  document that straddles a cut is truncated (its tail is trained without its head as context).
+- ``concat_and_chunk``: the GPT-2/3 default. Documents (each ``EOT`` + its bytes, or its ids under
+  a fitted BPE ``tokenizer``) are concatenated in stream order and cut every ``seq_len`` tokens;
+  only the last sequence is padded, but every document that straddles a cut is truncated (its
+  tail is trained without its head as context).
 - ``best_fit``: Best-fit Decreasing packing (Ding et al. 2024, "Fewer Truncations Improve Language
   Modeling"). A document is cut only when it is longer than ``seq_len``; the pieces are placed,
   longest first, into the open sequence with the least room that still fits them, and the
@@ -11,7 +12,7 @@
   shuffled on its own and the phases keep their order, as ``concat`` keeps it by construction.
 
 Both report ``truncation_rate`` (documents split over more than one sequence / documents) and
-``padding_rate`` (pad tokens / all tokens). Pad positions carry ``PAD_ID`` and are left out of the
+``padding_rate`` (pad tokens / all tokens). Pad positions carry the pad id and are left out of the
 loss. Given one label per document (its source index), ``Packed.labels`` holds the label of every
 token's document, ``-1`` at pads: per-domain losses of a mixed sequence (DoReMi's source labels).
 """
@@ -22,10 +23,14 @@ import bisect
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from evaluators.tokenizer import PAD_ID, encode_document
+
+if TYPE_CHECKING:
+    from evaluators.bpe_tokenizer import BpeTokenizer
 
 METHODS = ("concat", "best_fit")
 
@@ -69,24 +74,28 @@ def pack(
     seed: int = 0,
     phase_starts: Sequence[int] = (),
     labels: np.ndarray | None = None,
+    tokenizer: BpeTokenizer | None = None,
 ) -> Packed:
-    """Encode ``texts`` with the byte tokenizer and pack them with ``method`` (one of ``METHODS``);
-    ``phase_starts`` (indices into ``texts``) keep a phased stream's order; ``labels`` (one small
-    non-negative int per text) are carried to every token."""
-    docs = [encode_document(t) for t in texts]
+    """Encode ``texts`` with ``tokenizer`` (None: the byte tokenizer) and pack them with ``method``
+    (one of ``METHODS``); ``phase_starts`` (indices into ``texts``) keep a phased stream's order;
+    ``labels`` (one small non-negative int per text) are carried to every token."""
+    docs = [(tokenizer.encode_document if tokenizer else encode_document)(t) for t in texts]
+    pad_id = tokenizer.pad_id if tokenizer else PAD_ID
     if method == "concat":
-        return concat_and_chunk(docs, seq_len, labels)
+        return concat_and_chunk(docs, seq_len, labels, pad_id)
     if method == "best_fit":
-        return best_fit(docs, seq_len, seed, phase_starts, labels)
+        return best_fit(docs, seq_len, seed, phase_starts, labels, pad_id)
     raise ValueError(f"packing method {method!r}: use one of {METHODS}")
 
 
-def concat_and_chunk(docs: list[np.ndarray], seq_len: int, labels: np.ndarray | None = None) -> Packed:
+def concat_and_chunk(
+    docs: list[np.ndarray], seq_len: int, labels: np.ndarray | None = None, pad_id: int = PAD_ID
+) -> Packed:
     """Concatenate ``docs`` and cut every ``seq_len`` tokens; pad the last sequence."""
     lengths = np.array([len(d) for d in docs], dtype=np.int64)
     total = int(lengths.sum())
     n_seq = -(-total // seq_len)
-    flat = np.full(n_seq * seq_len, PAD_ID, dtype=np.uint16)
+    flat = np.full(n_seq * seq_len, pad_id, dtype=np.uint16)
     if docs:
         flat[:total] = np.concatenate(docs)
     ends = np.cumsum(lengths)
@@ -107,6 +116,7 @@ def best_fit(
     seed: int = 0,
     phase_starts: Sequence[int] = (),
     labels: np.ndarray | None = None,
+    pad_id: int = PAD_ID,
 ) -> Packed:
     """Best-fit Decreasing: cut only documents longer than ``seq_len``, pack the pieces tightly
     (each phase on its own: a sequence never mixes documents of two phases)."""
@@ -133,7 +143,7 @@ def best_fit(
             free -= size
         if free > 0:
             bisect.insort(room, (free, b))
-    tokens = np.full((len(bins), seq_len), PAD_ID, dtype=np.uint16)
+    tokens = np.full((len(bins), seq_len), pad_id, dtype=np.uint16)
     token_labels = None if labels is None else np.full((len(bins), seq_len), -1, dtype=np.int16)
     rng = np.random.default_rng(seed)
     first = np.searchsorted(bin_phase, np.arange(len(phase_starts) + 2))  # each phase's first bin

@@ -6,8 +6,10 @@ eval_every=None, on_eval=None, out_dir=None, device=None, ...) -> ProxyResult``
 1. resolves the ``targets`` (``evaluators.targets.Target``: files, or a held-out slice of a source
    that is then excluded from training; unreadable target records are skipped and logged);
 2. samples a training stream of ``tokens`` byte tokens from the run's per-source output with the
-   ``mixture`` weights, honouring ``max_epochs`` and per-document ``weight`` (``sampler``);
-3. packs it into ``seq_len`` sequences (``concat`` or ``best_fit``);
+   ``mixture`` weights, honouring ``max_epochs`` and per-document ``weight`` (``sampler``); with a
+   fitted BPE ``tokenizer`` (``evaluators.bpe_tokenizer``) ``tokens`` counts its tokens, and
+   ``ceil(tokens * bytes_per_token)`` byte tokens are sampled (count models refuse a tokenizer);
+3. tokenizes it and packs it into ``seq_len`` sequences (``concat`` or ``best_fit``);
 4. trains a GPT-2 ``preset`` from scratch with ``seed`` (``trainer``); every ``eval_every``
    training tokens it scores bits per byte on the first ``intermediate_bytes`` of each target and
    calls ``on_eval(step, tokens_seen, bpb_by_target)``; ``True`` stops training (``pruned``);
@@ -26,10 +28,12 @@ between recipes inside that spread is noise.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -43,6 +47,9 @@ from evaluators.sampler import MixtureSample, load_pools, sample_mixture
 from evaluators.targets import Target, resolve_targets
 from evaluators.trainer import save_model, train
 from operators import Mixture, read_texts
+
+if TYPE_CHECKING:
+    from evaluators.bpe_tokenizer import BpeTokenizer
 
 DEFAULT_TOKENS = 1_000_000
 OnEval = Callable[[int, int, dict[str, float]], bool]
@@ -61,6 +68,7 @@ class ProxyResult(BaseModel):
     target_bytes: dict[str, int]
     sources: dict[str, dict] = Field(description="per source: weight, target/realised tokens, epochs, capped")
     tokens: int = Field(description="tokens trained on (pads excluded)")
+    tokenizer_sha256: str | None = Field(None, description="the fitted BPE's sha256; None: the byte tokenizer")
     budget: int
     preset: str
     params: int
@@ -103,25 +111,33 @@ def evaluate_recipe_output(
     lm_eval_perplexity: bool = False,
     lm_eval_limit: int | None = None,
     preset_overrides: dict | None = None,
+    tokenizer: BpeTokenizer | None = None,
 ) -> ProxyResult:
     """Train and score one proxy on ``run_dir``'s output under ``mixture`` (see the module docstring)."""
     start = time.perf_counter()
     budget = tokens or mixture.total_tokens or DEFAULT_TOKENS
+    order = ngram_order(preset)
+    if order is not None and tokenizer is not None:
+        raise ValueError(f"preset {preset!r} is a byte-level count model: it takes no tokenizer (use nano or larger)")
     target_texts, excluded = resolve_targets(run_dir, targets)
     pools = load_pools(run_dir, exclude_ids=excluded)
-    sample = sample_mixture(pools, mixture, budget, seed)
+    byte_budget = math.ceil(budget * tokenizer.bytes_per_token) if tokenizer else budget
+    sample = sample_mixture(pools, mixture, byte_budget, seed)
     stream = sample.documents(pools)
-    if (order := ngram_order(preset)) is not None:
+    if order is not None:
         if lm_eval_tasks or lm_eval_perplexity:
             raise ValueError(f"lm-eval scores a neural proxy; preset {preset!r} is a count model: use nano or larger")
         fit = NgramTrained(stream, order, eval_at, _scorer(target_texts, on_eval))
         return _count_model_result(fit, target_texts, pools, sample, seed, start, out_dir)
     spec = get_preset(preset, **(preset_overrides or {}))
-    packed = pack(stream, spec.seq_len, packing, seed, phase_starts=sample.phase_starts)
+    packed = pack(stream, spec.seq_len, packing, seed, phase_starts=sample.phase_starts, tokenizer=tokenizer)
     quick = {name: _head(texts, intermediate_bytes) for name, texts in target_texts.items()}
 
+    def score(model, texts: list[str]):
+        return bits_per_byte(model, texts, seq_len=spec.seq_len, tokenizer=tokenizer)
+
     def evaluate(model) -> dict[str, float]:
-        return {name: bits_per_byte(model, texts, seq_len=spec.seq_len).bits_per_byte for name, texts in quick.items()}
+        return {name: score(model, texts).bits_per_byte for name, texts in quick.items()}
 
     trained = train(
         packed.tokens,
@@ -133,8 +149,9 @@ def evaluate_recipe_output(
         eval_every=eval_every,
         on_eval=on_eval,
         eval_at=eval_at,
+        tokenizer=tokenizer,
     )
-    scores = {name: bits_per_byte(trained.model, texts, seq_len=spec.seq_len) for name, texts in target_texts.items()}
+    scores = {name: score(trained.model, texts) for name, texts in target_texts.items()}
     decontam = {
         name: read_texts([p], records=True, what=f"decontamination set {name!r}")
         for name, p in (decontam_sets or {}).items()
@@ -146,6 +163,7 @@ def evaluate_recipe_output(
         target_bytes={name: r.n_bytes for name, r in scores.items()},
         sources={name: vars(st) for name, st in sample.stats.items()},
         tokens=trained.tokens,
+        tokenizer_sha256=tokenizer.sha256 if tokenizer else None,
         budget=budget,
         preset=spec.name,
         params=trained.params,
@@ -165,10 +183,15 @@ def evaluate_recipe_output(
         contamination=contamination_report(unique_texts, eval_sets),
     )
     if out_dir is not None:
-        result.model_dir = str(save_model(trained.model, Path(out_dir) / "model"))
+        result.model_dir = str(save_model(trained.model, Path(out_dir) / "model", tokenizer))
     if lm_eval_tasks or lm_eval_perplexity:
         result.lm_eval = _run_lm_eval(
-            trained.model, target_texts if lm_eval_perplexity else {}, lm_eval_tasks or {}, out_dir, lm_eval_limit
+            trained.model,
+            target_texts if lm_eval_perplexity else {},
+            lm_eval_tasks or {},
+            out_dir,
+            lm_eval_limit,
+            tokenizer,
         )
     result.seconds = time.perf_counter() - start
     if out_dir is not None:
@@ -250,14 +273,16 @@ def _run_lm_eval(
     multiple_choice: dict[str, str | Path],
     out_dir: str | Path | None,
     limit: int | None,
+    tokenizer: BpeTokenizer | None,
 ) -> dict[str, dict[str, float]]:
     from evaluators.lmeval import run_lm_eval, write_tasks
     from evaluators.tokenizer import hf_tokenizer
 
+    hf = tokenizer.hf_tokenizer(context_length(model)) if tokenizer else hf_tokenizer(context_length(model))
     with tempfile.TemporaryDirectory() as scratch:
         task_dir = Path(out_dir) / "lm_eval_tasks" if out_dir is not None else Path(scratch)
         tasks = write_tasks(task_dir, perplexity, multiple_choice, mc_limit=limit)
-        return run_lm_eval(model, hf_tokenizer(context_length(model)), task_dir, tasks)
+        return run_lm_eval(model, hf, task_dir, tasks)
 
 
 class SeedSummary(BaseModel):

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ import torch
 from evaluators.hardware import matmul_ceiling, pick_device, set_threads, train_dtype
 from evaluators.model import Preset, build_model, context_length, count_params, flops_per_token
 from evaluators.tokenizer import PAD_ID, save_tokenizer
+
+if TYPE_CHECKING:
+    from evaluators.bpe_tokenizer import BpeTokenizer
 
 EvalFn = Callable[[torch.nn.Module], dict[str, float]]
 OnEval = Callable[[int, int, dict[str, float]], bool]
@@ -76,17 +80,20 @@ def train(
     on_eval: OnEval | None = None,
     eval_at: list[int] | None = None,
     loss_fn: LossFn | None = None,
+    tokenizer: BpeTokenizer | None = None,
 ) -> TrainResult:
-    """One pass over ``sequences`` ((n, seq_len) token ids; ``PAD_ID`` = not trained on). Evaluates
-    every ``eval_every`` tokens, or once each time the tokens seen pass a count in ``eval_at``;
-    ``loss_fn`` (default: ``next_token_loss``) gives each step's objective."""
+    """One pass over ``sequences`` ((n, seq_len) token ids of ``tokenizer``, None: bytes; its pad id
+    = not trained on). Evaluates every ``eval_every`` tokens, or once each time the tokens seen
+    pass a count in ``eval_at``; ``loss_fn`` (default: ``next_token_loss``) gives each step's
+    objective."""
     if sequences.ndim != 2 or sequences.shape[1] != preset.seq_len:
         raise ValueError(f"sequences must be (n, {preset.seq_len}); got {sequences.shape}")
     dev = pick_device(device)
     n_threads = set_threads(threads)
     dtype = train_dtype(dev)
     torch.manual_seed(seed)
-    model = build_model(preset).to(dev)
+    model = build_model(preset, tokenizer).to(dev)
+    pad_id = tokenizer.pad_id if tokenizer else PAD_ID
     n_params = count_params(model)
     optimizer = _optimizer(model, preset, dev)
     data = torch.from_numpy(sequences.astype(np.int64))
@@ -112,13 +119,13 @@ def train(
         start = time.perf_counter()
         rows = slice(step * preset.batch_size, (step + 1) * preset.batch_size)
         batch = data[rows].to(dev, non_blocking=True)
-        if not (batch[:, 1:] != PAD_ID).any():
+        if not (batch[:, 1:] != pad_id).any():
             continue  # nothing to predict (a last sequence holding one token)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total_steps, preset)
         with torch.autocast(dev.type, dtype=dtype, enabled=dtype != torch.float32):
             logits = model(input_ids=batch).logits
-        loss = loss_fn(model, step, rows, batch, logits) if loss_fn else next_token_loss(logits, batch)
+        loss = loss_fn(model, step, rows, batch, logits) if loss_fn else next_token_loss(logits, batch, pad_id)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), preset.grad_clip)
         optimizer.step()
@@ -126,7 +133,7 @@ def train(
         loss_value = float(loss.detach())  # also synchronises a GPU, so the timing below is real
         train_seconds += time.perf_counter() - start
         positions += batch.numel()
-        result.tokens += int((batch != PAD_ID).sum())
+        result.tokens += int((batch != pad_id).sum())
         result.steps = step + 1
         result.losses.append((step, result.tokens, loss_value))
         if evaluate and next_eval and result.tokens >= next_eval and step + 1 < total_steps:
@@ -143,13 +150,14 @@ def train(
     result.seconds = train_seconds
     result.tokens_per_s = positions / max(train_seconds, 1e-9)
     result.matmul_flops = matmul_ceiling(dev.type, dtype, n_threads)
-    result.mfu = result.tokens_per_s * flops_per_token(preset, n_params) / result.matmul_flops
+    vocab = model.config.vocab_size
+    result.mfu = result.tokens_per_s * flops_per_token(preset, n_params, vocab) / result.matmul_flops
     return result
 
 
-def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:
     """Mean cross-entropy of each position's next token; pad targets are ignored."""
-    targets = tokens[:, 1:].masked_fill(tokens[:, 1:] == PAD_ID, -100)
+    targets = tokens[:, 1:].masked_fill(tokens[:, 1:] == pad_id, -100)
     flat = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
     return torch.nn.functional.cross_entropy(flat, targets.reshape(-1), ignore_index=-100)
 
@@ -173,8 +181,9 @@ def _optimizer(model: torch.nn.Module, preset: Preset, device: torch.device) -> 
     return torch.optim.AdamW(groups, lr=preset.lr, betas=preset.betas, fused=device.type in ("cpu", "cuda"))
 
 
-def save_model(model: torch.nn.Module, folder: str | Path) -> Path:
-    """Save model + byte tokenizer in Hugging Face format (loadable by lm-eval's ``hf`` model)."""
+def save_model(model: torch.nn.Module, folder: str | Path, tokenizer: BpeTokenizer | None = None) -> Path:
+    """Save model + its tokenizer (None: the byte tokenizer) in Hugging Face format (loadable by
+    lm-eval's ``hf`` model)."""
     from transformers.utils import logging as hf_logging
 
     folder = Path(folder)
@@ -185,5 +194,8 @@ def save_model(model: torch.nn.Module, folder: str | Path) -> Path:
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    save_tokenizer(folder, model_max_length=context_length(model))
+    if tokenizer is None:
+        save_tokenizer(folder, model_max_length=context_length(model))
+    else:
+        tokenizer.save_pretrained(folder, model_max_length=context_length(model))
     return folder

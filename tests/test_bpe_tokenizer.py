@@ -1,0 +1,94 @@
+"""The fitted byte-level BPE on real shared text: deterministic, lossless, ~3.5 bytes per token on
+English, and a nano proxy trained with it scores bits per byte over the same bytes as a byte proxy."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from proxy_helpers import domains_run, read_jsonl
+
+from evaluators.bpe_tokenizer import BpeTokenizer, cached, fit_bpe, fit_on_files, head_sample
+from evaluators.proxy import evaluate_recipe_output
+from evaluators.targets import Target, resolve_targets
+from evaluators.tokenizer import EOT
+from operators import Mixture
+
+FILES = ("books_gutenberg.jsonl", "code_python_thealgorithms.jsonl", "medical_medquad.jsonl")
+SAMPLE = 128 * 1024
+
+
+@pytest.fixture(scope="module")
+def tokenizer(shared_data) -> BpeTokenizer:
+    return fit_on_files([shared_data / "domains" / f for f in FILES], SAMPLE)
+
+
+def test_fitting_is_deterministic_and_content_addressed(tokenizer, shared_data, tmp_path):
+    texts = [t for f in FILES for t in head_sample(shared_data / "domains" / f, SAMPLE)]
+    assert sum(len(t.encode("utf-8")) for t in texts) == 3 * SAMPLE  # each file's head, cut to the byte
+    again = fit_bpe(texts, 4096)
+    assert again.sha256 == tokenizer.sha256 and again.to_json() == tokenizer.to_json()
+    assert (tokenizer.vocab_size, tokenizer.eot_id, tokenizer.pad_id) == (4096, 0, 1)
+    assert cached(tokenizer.sha256).to_json() == tokenizer.to_json()  # fit_on_files kept it in the cache
+    loaded = BpeTokenizer.load(tokenizer.save(tmp_path / "tok.json"))
+    assert loaded.sha256 == tokenizer.sha256 and loaded.bytes_per_token == tokenizer.bytes_per_token
+    assert fit_bpe(texts[1:], 4096).sha256 != tokenizer.sha256  # another sample, another tokenizer
+
+
+def test_every_text_round_trips_and_the_hugging_face_twin_agrees(tokenizer, shared_data, tmp_path):
+    from transformers import AutoTokenizer
+
+    texts = [r["text"] for f in FILES for r in read_jsonl(shared_data / "domains" / f)[-20:]]  # past the sample
+    sentences = read_jsonl(shared_data / "langid" / "lingua_sentences.jsonl")
+    texts += [r["text"] for r in sentences if r["lang"] in ("zh", "ar", "hi", "el", "ru")][::20]
+    texts += [f"a document that mentions {EOT} literally, and an emoji 🙂", "  leading spaces\r\n\ttabs "]
+    tokenizer.save_pretrained(tmp_path / "hf", model_max_length=256)
+    hf = AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+    assert len(hf) == 4096 and (hf.bos_token_id, hf.eos_token_id, hf.pad_token_id) == (0, 0, 1)
+    for text in texts:
+        ids = tokenizer.encode(text)
+        assert tokenizer.decode(ids) == text  # lossless: no normaliser, no prefix space, every byte in the vocabulary
+        assert hf.encode(text) == ids.tolist()
+        assert tokenizer.eot_id not in ids  # the EOT string inside a document stays text
+    assert tokenizer.encode_document("hi").tolist() == [0, *tokenizer.encode("hi").tolist()]
+
+
+def test_english_takes_far_fewer_tokens_than_bytes(tokenizer, shared_data):
+    assert tokenizer.bytes_per_token == pytest.approx(3.70, abs=0.01)  # on the fitting sample
+    # held-out English, neither seen while fitting: Wikipedia articles (2.70 bytes per token; WikiText
+    # spaces out its punctuation) and PubMed abstracts (2.84)
+    for name, low in (("wiki_wikitext2_valid.jsonl", 2.65), ("medical_pubmedqa_abstracts.jsonl", 2.8)):
+        texts = [r["text"] for r in read_jsonl(shared_data / "domains" / name, 100)]
+        n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+        n_tokens = sum(len(tokenizer.encode(t)) for t in texts)
+        assert n_bytes / n_tokens > low, (name, n_bytes / n_tokens)
+
+
+TARGETS = [
+    Target(name="code", source="code", max_bytes=12_000),
+    Target(name="books", source="books", max_bytes=12_000),
+]
+
+
+def test_a_bpe_nano_proxy_scores_the_same_bytes_as_a_byte_proxy(tokenizer, shared_data, tmp_path):
+    run = domains_run(tmp_path / "run", shared_data, {"code": FILES[1], "books": FILES[0]}, limit=150)
+    mixture = Mixture(weights={"code": 0.5, "books": 0.5})
+    common = {"preset": "nano", "tokens": 8_000, "seed": 0, "threads": 1}
+    byte = evaluate_recipe_output(run, mixture, TARGETS, **common)
+    bpe = evaluate_recipe_output(
+        run, mixture, TARGETS, **common, tokenizer=tokenizer, out_dir=tmp_path / "bpe", lm_eval_perplexity=True
+    )
+    texts, _ = resolve_targets(run, TARGETS)
+    assert bpe.target_bytes == byte.target_bytes == {n: sum(len(t.encode()) for t in ts) for n, ts in texts.items()}
+    assert all(math.isfinite(v) and 0 < v < 8 for v in bpe.bpb.values())
+    assert bpe.tokenizer_sha256 == tokenizer.sha256 and byte.tokenizer_sha256 is None
+    assert bpe.params == byte.params + (4096 - 258) * 64 * 2  # input and output embeddings over the larger vocabulary
+    assert bpe.losses[0][2] == pytest.approx(math.log(4096), abs=0.3) and bpe.losses[-1][2] < bpe.losses[0][2]
+    # the budget counts BPE tokens: ~3.7x the bytes of the byte proxy's stream
+    assert abs(bpe.tokens - 8_000) < 2_000 and sum(s["tokens"] for s in bpe.sources.values()) > 3 * byte.tokens
+    for name, score in bpe.bpb.items():  # lm-eval, through the saved Hugging Face tokenizer, agrees
+        assert bpe.lm_eval[f"dataplan_ppl_{name}"]["bits_per_byte"] == pytest.approx(score, rel=1e-4)
+    again = evaluate_recipe_output(run, mixture, TARGETS, **common, tokenizer=tokenizer)
+    assert again.bpb == bpe.bpb  # same seed, same tokenizer: the same bits per byte
+    with pytest.raises(ValueError, match="count model"):
+        evaluate_recipe_output(run, mixture, TARGETS, preset="ngram5", tokens=1000, tokenizer=tokenizer)
