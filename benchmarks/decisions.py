@@ -16,8 +16,14 @@ fidelity and reported apart), timed afresh for every fidelity one after another 
 and seed so that all of them see the same machine load; ``cost_ratio`` divides it by the
 reference's. ``stored_seconds_per_trial`` averages the times recorded with the stored results.
 
+A ``tokenizer="bpe"`` fidelity trains on a byte-level BPE (``evaluators.bpe_tokenizer``, 4,096
+ids) fitted once per benchmark run on a 256 KiB head sample of every source and target file; its
+``tokens`` count BPE tokens and it is still scored in bits per byte. The result records the
+tokenizer's ``tokenizer_sha256``.
+
 Results are stored per (recipe id, preset, tokens, tokenizer, seed) under ``--store`` and reused,
-so adding a fidelity or a pair costs only the new trainings.
+so adding a fidelity or a pair costs only the new trainings; a BPE fidelity's results are stored
+under its tokenizer's sha256 too, so another tokenizer never reuses them.
 
     python benchmarks/decisions.py --json benchmarks/out/decisions.json            # about an hour
     python benchmarks/decisions.py --small --json /tmp/decisions_small.json        # a minute
@@ -32,7 +38,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -41,6 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.corpora import build_task  # noqa: E402
+from evaluators.bpe_tokenizer import BpeTokenizer, fit_on_files  # noqa: E402
 from evaluators.proxy import evaluate_recipe_output  # noqa: E402
 from evaluators.targets import Target  # noqa: E402
 from experiments.confirm import paired_ci  # noqa: E402
@@ -105,17 +112,18 @@ class Fidelity(BaseModel):
     preset: str
     tokens: int
     seeds: int = 3
-    tokenizer: str = TOKENIZER
+    tokenizer: Literal["byte", "bpe"] = TOKENIZER
     variant: str = ""
     overrides: dict[str, Any] = {}
 
     @property
     def name(self) -> str:
-        return f"{self.preset}{'_' + self.variant if self.variant else ''}_{self.tokens // 1000}k"
+        bpe = "_bpe" if self.tokenizer == "bpe" else ""
+        return f"{self.preset}{'_' + self.variant if self.variant else ''}{bpe}_{self.tokens // 1000}k"
 
     @property
     def key(self) -> str:
-        """The store's file stem for one seed (minus ``-s<seed>``)."""
+        """The store's file stem for one seed (minus ``-s<seed>``; a BPE's sha256 is added there)."""
         return f"{self.preset}{'+' + self.variant if self.variant else ''}-{self.tokens}-{self.tokenizer}"
 
 
@@ -130,12 +138,28 @@ FULL = {
         Fidelity(preset="nano", tokens=100_000, variant="llama", overrides={"arch": "llama"}),
         Fidelity(preset="nano", tokens=100_000, variant="wsd", overrides={"schedule": "wsd", "lr": 4e-3}),
         Fidelity(preset="nano", tokens=300_000),
+        Fidelity(preset="nano", tokens=100_000, tokenizer="bpe"),
+        Fidelity(preset="nano", tokens=300_000, tokenizer="bpe"),
+        Fidelity(
+            preset="nano",
+            tokens=100_000,
+            tokenizer="bpe",
+            variant="llama_wsd",
+            overrides={"arch": "llama", "schedule": "wsd", "lr": 4e-3},
+        ),
     ],
     "scale": 1.0,
 }
+BPE_VOCAB = 4096
+BPE_SAMPLE_BYTES = 256 * 1024
+"""Head sample of each source and target file that the benchmark's BPE is fitted on."""
 SMALL = {
     "reference": Fidelity(preset="nano", tokens=40_000, seeds=2),
-    "fidelities": [Fidelity(preset="ngram5", tokens=40_000, seeds=2), Fidelity(preset="nano", tokens=4_000, seeds=2)],
+    "fidelities": [
+        Fidelity(preset="ngram5", tokens=40_000, seeds=2),
+        Fidelity(preset="nano", tokens=4_000, seeds=2),
+        Fidelity(preset="nano", tokens=4_000, seeds=2, tokenizer="bpe"),
+    ],
     "scale": 0.05,
     "target_bytes": 16_384,
     "recipes": ["natural_raw", "web_heavy_raw", "web_heavy_quality", "natural_all"],
@@ -155,13 +179,20 @@ def recipe_for(name: str, task: dict) -> Recipe:
     )
 
 
-def stored(store: Path, recipe_id: str, fid: Fidelity, seed: int) -> Path:
-    return store / recipe_id / f"{fid.key}-s{seed}.json"
+Tokenizers = dict[str, BpeTokenizer | None]
+"""A fidelity's ``tokenizer`` name -> what the proxy takes (``None``: bytes)."""
 
 
-def score(run_dir: Path, recipe: Recipe, targets: list[Target], fid: Fidelity, seed: int, store: Path) -> dict:
+def stored(store: Path, recipe_id: str, fid: Fidelity, seed: int, tokenizer: BpeTokenizer | None) -> Path:
+    sha = f"-{tokenizer.sha256[:16]}" if tokenizer else ""
+    return store / recipe_id / f"{fid.key}{sha}-s{seed}.json"
+
+
+def score(
+    run_dir: Path, recipe: Recipe, targets: list[Target], fid: Fidelity, seed: int, store: Path, tokenizers: Tokenizers
+) -> dict:
     """One proxy evaluation, from the store when it was measured before."""
-    path = stored(store, recipe.recipe_id(), fid, seed)
+    path = stored(store, recipe.recipe_id(), fid, seed, tokenizers[fid.tokenizer])
     if path.is_file():
         return json.loads(path.read_text())
     res = evaluate_recipe_output(
@@ -172,6 +203,7 @@ def score(run_dir: Path, recipe: Recipe, targets: list[Target], fid: Fidelity, s
         tokens=fid.tokens,
         seed=seed,
         preset_overrides=fid.overrides,
+        tokenizer=tokenizers[fid.tokenizer],
     )
     row = {"bpb": res.bpb, "objective": float(np.mean(list(res.bpb.values()))), "seconds": res.seconds}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,19 +211,23 @@ def score(run_dir: Path, recipe: Recipe, targets: list[Target], fid: Fidelity, s
     return row
 
 
-def measure(fid: Fidelity, runs: dict[str, tuple[Path, Recipe]], targets: list[Target], store: Path) -> dict:
+def measure(
+    fid: Fidelity, runs: dict[str, tuple[Path, Recipe]], targets: list[Target], store: Path, tokenizers: Tokenizers
+) -> dict:
     """objective[recipe][seed] and the seconds of each evaluation at one fidelity."""
     objective: dict[str, list[float]] = {}
     seconds: list[float] = []
     for name, (run_dir, recipe) in runs.items():
-        rows = [score(run_dir, recipe, targets, fid, s, store) for s in range(fid.seeds)]
+        rows = [score(run_dir, recipe, targets, fid, s, store, tokenizers) for s in range(fid.seeds)]
         objective[name] = [r["objective"] for r in rows]
         seconds += [r["seconds"] for r in rows]
         print(f"  {fid.name:>12} {name:<24} {np.mean(objective[name]):.4f}", file=sys.stderr, flush=True)
     return {"objective": objective, "seconds_per_trial": float(np.mean(seconds))}
 
 
-def time_side_by_side(fids: list[Fidelity], run: tuple[Path, Recipe], targets: list[Target]) -> dict[str, float]:
+def time_side_by_side(
+    fids: list[Fidelity], run: tuple[Path, Recipe], targets: list[Target], tokenizers: Tokenizers
+) -> dict[str, float]:
     """Seconds of one fresh evaluation per fidelity, one after another on the same recipe and seed,
     so every cost ratio is measured under the same machine load (stored results may not be)."""
     run_dir, recipe = run
@@ -199,7 +235,13 @@ def time_side_by_side(fids: list[Fidelity], run: tuple[Path, Recipe], targets: l
     for fid in fids:
         start = time.perf_counter()
         evaluate_recipe_output(
-            run_dir, recipe.mixture, targets, preset=fid.preset, tokens=fid.tokens, preset_overrides=fid.overrides
+            run_dir,
+            recipe.mixture,
+            targets,
+            preset=fid.preset,
+            tokens=fid.tokens,
+            preset_overrides=fid.overrides,
+            tokenizer=tokenizers[fid.tokenizer],
         )
         out[fid.name] = time.perf_counter() - start
     return out
@@ -256,10 +298,14 @@ def run(config: dict, work: Path, store: Path) -> dict:
             pipeline[name] = time.perf_counter() - start
             runs[name] = (run_dir, recipe)
     ref_fid: Fidelity = config["reference"]
-    ref = measure(ref_fid, runs, targets, store)
+    tokenizers: Tokenizers = {"byte": None, "bpe": None}
+    if any(f.tokenizer == "bpe" for f in [ref_fid, *config["fidelities"]]):
+        files = [*task["sources"].values(), *task["targets"].values()]
+        tokenizers["bpe"] = fit_on_files(files, BPE_SAMPLE_BYTES, BPE_VOCAB)
+    ref = measure(ref_fid, runs, targets, store, tokenizers)
     ref_pairs = decisions(ref["objective"], pairs)
-    measured = {f.name: measure(f, runs, targets, store) for f in config["fidelities"]}
-    timing = time_side_by_side([ref_fid, *config["fidelities"]], runs[names[0]], targets)
+    measured = {f.name: measure(f, runs, targets, store, tokenizers) for f in config["fidelities"]}
+    timing = time_side_by_side([ref_fid, *config["fidelities"]], runs[names[0]], targets, tokenizers)
     for name, m in [(ref_fid.name, ref), *measured.items()]:
         m["stored_seconds_per_trial"], m["seconds_per_trial"] = m["seconds_per_trial"], timing[name]
     fidelities = {n: compare(m, ref, ref_pairs, pairs) for n, m in measured.items()}
@@ -278,6 +324,8 @@ def run(config: dict, work: Path, store: Path) -> dict:
         if decided
         else None,
         "pairs": len(pairs),
+        "tokenizer_sha256": tokenizers["bpe"].sha256 if tokenizers["bpe"] else None,
+        "bpe_bytes_per_token": tokenizers["bpe"].bytes_per_token if tokenizers["bpe"] else None,
         "recipes": {n: {"mixture": RECIPES[n][0], "steps": RECIPES[n][1]} for n in names},
         "pipeline_seconds": pipeline,
         "task": {k: task[k] for k in ("web", "rates", "scale")},

@@ -59,15 +59,18 @@ def test_the_small_benchmark_reports_each_fidelity_against_the_reference(small_r
         "seconds_per_trial": 0,
         "stored_seconds_per_trial": 0,
     }
-    assert set(result["fidelities"]) == {"ngram5_40k", "nano_4k"}
+    assert set(result["fidelities"]) == {"ngram5_40k", "nano_4k", "nano_bpe_4k"}
     assert result["pairs"] == 3  # the PAIRS among the small mode's four recipes
     for fid in result["fidelities"].values():
         assert fid["decision_accuracy"] in (0.0, 1 / 3, 2 / 3, 1.0)
         assert fid["seconds_per_trial"] > 0 and fid["cost_ratio"] > 0
         assert len(fid["pairs"]) == 3
     stored = sorted(p.name for p in (work / "results").rglob("*.json"))
-    assert len(stored) == 4 * 2 * 3  # recipes x seeds x fidelities (reference included)
+    assert len(stored) == 4 * 2 * 4  # recipes x seeds x fidelities (reference included)
     assert "ngram5-40000-byte-s1.json" in stored
+    sha = result["tokenizer_sha256"]  # the BPE fitted on the task's sources and targets, kept by its hash
+    assert len(sha) == 64 and f"nano-4000-bpe-{sha[:16]}-s1.json" in stored
+    assert 2.5 < result["bpe_bytes_per_token"] < 5
 
 
 def test_a_rerun_reuses_the_stored_results(small_run: tuple[dict, Path]) -> None:
