@@ -113,6 +113,7 @@ def train_and_score(
         on_eval=on_eval,
         out_dir=out_dir,
         preset_overrides={"seq_len": p.seq_len},
+        tokenizer=config.tokenizer(),
     )
     return {
         "bpb": dict(res.bpb),

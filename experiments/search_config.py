@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from evaluators.bpe_tokenizer import BpeTokenizer
 from evaluators.model import PRESETS
 from evaluators.ngram_proxy import ngram_order
 from evaluators.targets import Target
@@ -35,6 +36,11 @@ class ProxySpec(BaseModel):
     rungs: int = Field(
         1, ge=1, le=4, description="fidelity rungs 3x apart ending at `tokens` (successive halving; 1: none)"
     )
+    tokenizer: Literal["byte", "bpe"] = Field(
+        "byte",
+        description="bpe: a byte-level BPE (4,096 ids) fitted at search start on every source and target; "
+        "`tokens` then counts its tokens (neural presets only)",
+    )
 
     @field_validator("preset")
     @classmethod
@@ -42,6 +48,14 @@ class ProxySpec(BaseModel):
         if preset not in PRESETS and ngram_order(preset) is None:
             raise ValueError(f"unknown proxy preset {preset!r}: use one of {', '.join(PRESETS)} or ngram3 ... ngram7")
         return preset
+
+    @model_validator(mode="after")
+    def _bpe_needs_a_neural_preset(self) -> ProxySpec:
+        if self.tokenizer == "bpe" and self.is_count_model:
+            raise ValueError(
+                f"proxy tokenizer bpe needs a neural preset; {self.preset} counts bytes: use nano or larger"
+            )
+        return self
 
     @property
     def is_count_model(self) -> bool:
@@ -126,6 +140,8 @@ class SearchConfig(BaseModel):
     )
     targets: list[Target] = Field(default_factory=list, description="the prepared targets every trial scores")
     finalize: FinalizeSpec = Field(default_factory=FinalizeSpec)
+    tokenizer_file: str | None = Field(None, description="proxy.tokenizer bpe: the BPE fitted at search start")
+    tokenizer_sha256: str | None = None
 
     @field_validator("targets", mode="before")
     @classmethod
@@ -145,6 +161,17 @@ class SearchConfig(BaseModel):
 
     def base_recipe(self) -> Recipe:
         return recipe_from_yaml(self.recipe_yaml, base_dir=self.base_dir)
+
+    def tokenizer(self) -> BpeTokenizer | None:
+        """The search's fitted BPE, checked against its recorded sha256 (None: the byte tokenizer)."""
+        if self.proxy.tokenizer == "byte":
+            return None
+        if self.tokenizer_file is None:
+            raise RecipeError("proxy.tokenizer is bpe but the search fitted none; start the search again")
+        tokenizer = BpeTokenizer.load(self.tokenizer_file)
+        if tokenizer.sha256 != self.tokenizer_sha256:
+            raise RecipeError(f"{self.tokenizer_file} changed since the search started (sha256 {tokenizer.sha256})")
+        return tokenizer
 
     @property
     def trial_seed(self) -> int:

@@ -32,6 +32,7 @@ from experiments.fidelity import halving_pruner
 from experiments.objective import TrialOutcome, evaluate_trial, failure_text
 from experiments.progress import TRIALS
 from experiments.search_config import SearchConfig
+from experiments.search_tokenizer import TOKENIZER_FILE, fit_search_tokenizer
 from experiments.targets import prepare_targets
 from experiments.tracking import flat_params, mlflow_client, numeric, write_ahead_log
 from experiments.weights import WEIGHT_PREFIX, normalised, readable_params, realised_shares, trial_weights
@@ -104,6 +105,9 @@ class Search:
         recipe.input_files()
         folder.mkdir(parents=True, exist_ok=True)
         config.targets, config.held_out_ids = prepare_targets(config.objective.targets, recipe, folder)
+        if config.proxy.tokenizer == "bpe":  # one tokenizer for every trial and confirmation
+            config.tokenizer_sha256 = fit_search_tokenizer(recipe, config.targets, folder).sha256
+            config.tokenizer_file = str(folder / TOKENIZER_FILE)
         config.save(folder)
         search = cls(folder)
         study = search.study()
@@ -121,7 +125,12 @@ class Search:
             mlflow.log_params(
                 flat_params(
                     "search",
-                    {"sampler": config.sampler, "n_trials": config.n_trials, "proxy": config.proxy.model_dump()},
+                    {
+                        "sampler": config.sampler,
+                        "n_trials": config.n_trials,
+                        "proxy": config.proxy.model_dump(),
+                        **({"tokenizer_sha256": config.tokenizer_sha256} if config.tokenizer_sha256 else {}),
+                    },
                 )
             )
             mlflow.set_tags({"dataplan.kind": "search", "dataplan.dir": str(folder), **config.labels})

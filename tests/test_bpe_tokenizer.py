@@ -3,6 +3,7 @@ English, and a nano proxy trained with it scores bits per byte over the same byt
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -92,3 +93,44 @@ def test_a_bpe_nano_proxy_scores_the_same_bytes_as_a_byte_proxy(tokenizer, share
     assert again.bpb == bpe.bpb  # same seed, same tokenizer: the same bits per byte
     with pytest.raises(ValueError, match="count model"):
         evaluate_recipe_output(run, mixture, TARGETS, preset="ngram5", tokens=1000, tokenizer=tokenizer)
+
+
+def test_a_bpe_search_fits_one_tokenizer_and_its_trials_train_with_it(shared_data, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from experiments.objective import train_and_score
+    from experiments.search_config import ProxySpec
+    from experiments.study import Search
+    from operators import recipe_from_dict
+
+    with pytest.raises(ValueError, match="needs a neural preset"):
+        ProxySpec(preset="ngram5", tokenizer="bpe")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    recipe = recipe_from_dict(
+        {
+            "name": "tiny-bpe",
+            "sources": [
+                {"name": "code", "uri": str(shared_data / "domains" / FILES[1])},
+                {"name": "medical", "uri": str(shared_data / "domains" / FILES[2])},
+            ],
+            "steps": [{"op": "length_filter", "params": {"min_words": 60}}],
+            "mixture": {"weights": {"code": 0.5, "medical": 0.5}},
+        }
+    )
+    space = {
+        "params": {"steps.length_filter.min_words": {"int": [50, 400]}},
+        "objective": {"targets": [{"name": "code", "source": "code", "fraction": 0.1, "max_bytes": 8000}]},
+        "proxy": {"preset": "nano", "tokens": 4096, "tokenizer": "bpe"},
+    }
+    search = Search.create(tmp_path / "s", recipe, space, n_trials=1, pruner="none")
+    config = json.loads((tmp_path / "s" / "search.json").read_text())
+    fitted = BpeTokenizer.load(tmp_path / "s" / "tokenizer.json")
+    assert config["tokenizer_sha256"] == fitted.sha256 and config["proxy"]["tokenizer"] == "bpe"
+    params = MlflowClient().get_run(search.config.mlflow_parent_run).data.params
+    assert params["search.tokenizer_sha256"] == fitted.sha256 and params["search.proxy.tokenizer"] == "bpe"
+    # a trial's proxy (what Search.run trains on each trial's run output, and confirmations too)
+    run = domains_run(tmp_path / "run", shared_data, {"code": FILES[1], "medical": FILES[2]}, limit=60)
+    scores = train_and_score(run, recipe, Search(tmp_path / "s").config, 0, None, tmp_path / "proxy")
+    assert json.loads((tmp_path / "proxy" / "result.json").read_text())["tokenizer_sha256"] == fitted.sha256
+    assert json.loads((tmp_path / "proxy" / "model" / "config.json").read_text())["vocab_size"] == 4096
+    assert math.isfinite(scores["bpb"]["code"]) and scores["tokens"] > 3000
