@@ -17,7 +17,11 @@ scores filters against. ``build_task(out, scale, seed)`` writes the task the dec
 recovery benchmarks share: ``web`` (dirty; its clean part is Wikipedia articles and PubMed
 abstracts, the only text close to the targets), ``books``, ``legal`` (SPDX licences, with their
 own near-duplicate families) and ``code``, plus two held-out targets (``wiki`` and ``pubmed``)
-whose documents are in no source.
+whose documents are in no source. ``build_diluted_task(out, shared, scale, seed, share)`` writes a
+target domain diluted in a large generic source: ``generic`` (books, dialogues, instructions, math
+word problems and licences) holds ``share`` of its documents as PubMed abstracts, ids ``pubmed/...``
+against ``generic/...``; ``code`` and ``plays`` are clean and far from the held-out abstracts, the
+target.
 """
 
 from __future__ import annotations
@@ -165,7 +169,12 @@ def build_dirty_web(clean: list[dict], out: Path, shared: Path, rates: DirtyRate
             rows.append({"id": f"{kind}/{i:05d}", "text": page, "meta": meta})
     rng.shuffle(rows)
     write_jsonl(out, rows)
-    stats = {"documents": {}, "bytes": {}}
+    return kind_stats(rows)
+
+
+def kind_stats(rows: list[dict]) -> dict[str, dict[str, int]]:
+    """Documents and UTF-8 bytes per ``meta.kind``."""
+    stats: dict[str, dict[str, int]] = {"documents": {}, "bytes": {}}
     for row in rows:
         kind = row["meta"]["kind"]
         stats["documents"][kind] = stats["documents"].get(kind, 0) + 1
@@ -211,6 +220,59 @@ def build_task(out: Path, shared: Path, *, scale: float = 1.0, seed: int = 0, ra
     return task
 
 
+GENERIC = (
+    "domains/books_gutenberg.jsonl",
+    "domains/dialogue_sgd_train.jsonl",
+    "domains/instruction_selfinstruct_human.jsonl",
+    "domains/math_gsm8k_train.jsonl",
+    "domains/legal_spdx_license_texts.jsonl",
+)
+FAR_SOURCES = {"code": "domains/code_python_thealgorithms.jsonl", "plays": "domains/books_tinyshakespeare.jsonl"}
+
+
+def build_diluted_task(out: Path, shared: Path, *, scale: float = 1.0, seed: int = 0, share: float = 0.1) -> dict:
+    """Write the diluted-target task under ``out``: ``generic`` holds ``scale`` of the PubMed
+    abstracts outside the held-out target (``target/pubmed.jsonl``), a ``share`` of its documents,
+    among generic documents drawn (seeded) from ``GENERIC``; ``code`` and ``plays`` are ``scale`` of
+    ``FAR_SOURCES``. ``generic``'s records carry ``meta.kind`` (``pubmed`` or ``generic``) and it
+    as their id's first part; ``out/task.json`` describes the task, ``task["generic"]`` counting
+    documents and bytes per kind."""
+    if not 0 < share < 1:
+        raise ValueError(f"share must lie in (0, 1), not {share}")
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    rows = read_jsonl(shared / PUBMED)
+    held = HELD_OUT["pubmed"]
+    targets = {"pubmed": str(write_jsonl(out / "target" / "pubmed.jsonl", rows[-held:]))}
+    target = [
+        {"id": f"pubmed/{r['id']}", "text": r["text"], "meta": {"kind": "pubmed"}} for r in _take(rows[:-held], scale)
+    ]
+    pool = [r for rel in GENERIC for r in read_jsonl(shared / rel)]
+    wanted = round(len(target) * (1 - share) / share)
+    if wanted > len(pool):
+        raise ValueError(
+            f"share {share} at scale {scale} needs {wanted} generic documents; the shared data has {len(pool)}"
+        )
+    generic = [
+        {"id": f"generic/{r['id']}", "text": r["text"], "meta": {"kind": "generic"}} for r in rng.sample(pool, wanted)
+    ]
+    mixed = target + generic
+    rng.shuffle(mixed)
+    sources = {"generic": str(write_jsonl(out / "generic.jsonl", mixed))}
+    for name, rel in FAR_SOURCES.items():
+        sources[name] = str(write_jsonl(out / f"{name}.jsonl", _take(read_jsonl(shared / rel), scale)))
+    task = {
+        "sources": sources,
+        "targets": targets,
+        "generic": kind_stats(mixed),
+        "share": share,
+        "scale": scale,
+        "seed": seed,
+    }
+    (out / "task.json").write_text(json.dumps(task, indent=2))
+    return task
+
+
 def goal_overrides(task: dict) -> dict:
     """Goal fields a benchmark sets for ``task``: its held-out files are the targets (no source's
     own slice is), so the search is scored on text that no source contains."""
@@ -219,7 +281,12 @@ def goal_overrides(task: dict) -> dict:
 
 def planned(task: dict, goal_text: str, planner: dict | None = None, **overrides: object) -> dict:
     """The agent's proposal (``{"recipe", "space", "rationale"}``) for ``task``: its own nodes,
-    goal -> profile -> proposal, run as plain functions of the state."""
+    goal -> profile -> proposal, run as plain functions of the state (``plan_state``)."""
+    return plan_state(task, goal_text, planner, **overrides)["proposal"]
+
+
+def plan_state(task: dict, goal_text: str, planner: dict | None = None, **overrides: object) -> dict:
+    """The agent's state after goal -> profile -> proposal on ``task`` (its ``profile`` included)."""
     from agent.graph import profile, propose, understand_goal
 
     state: dict = {
@@ -230,4 +297,4 @@ def planned(task: dict, goal_text: str, planner: dict | None = None, **overrides
     }
     for node in (understand_goal, profile, propose):
         state.update(node(state))
-    return state["proposal"]
+    return state

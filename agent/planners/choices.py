@@ -76,7 +76,9 @@ MAIN_THRESHOLDS: dict[str, MainThreshold | None] = {
     "bloom_dedup": None,  # one sequential pass over the corpus, nothing cached: on/off only
     "substring_dedup": None,  # a suffix array over the corpus per span length: on/off only
     # selection
-    "dsir_select": MainThreshold("keep_fraction", 0.5, RATIO, "0.5 -> [0.25, 0.75]"),
+    "dsir_select": MainThreshold(
+        "keep_fraction", 0.5, RATIO, "0.5 -> [0.25, 0.75]; the rule planner centres it on twice the target-like share"
+    ),
     "perplexity_select": None,  # its cut is a quantile band (a pair): on/off only
     "quality_classifier": MainThreshold("keep_fraction", 0.5, RATIO, "DCLM 0.1 -> [0.05, 0.15]"),
 }

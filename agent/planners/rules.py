@@ -13,6 +13,13 @@ Policy (each rule reads the profile of the raw sources):
 - Duplicates in the sample (near-duplicate rate, or exact duplicates among the scanned documents)
   of at least 0.5 % of a source -> ``minhash_dedup`` on those sources (a sample holds only part
   of each duplicate cluster, so the rate is a lower bound).
+- A target set whose documents stand out of a source as a minority (the profile's DSIR
+  ``target_like_share`` against it between 3 % and 50 %: the target's domain diluted in other
+  text; below 3 % is noise, e.g. a few prose answers among Code Alpaca's code score 2.7 % like
+  PubMed abstracts) -> ``dsir_select`` on that source towards those target files (Xie et al.
+  2023), with ``keep_fraction`` at twice the measured share (at most its default 0.5), so the
+  searched range runs from about the share itself (only what looks like the target) to three
+  times it.
 - PII in the goal ("no PII", "strip PII") or a PII hit rate above 1 % -> ``pii_redact``.
 - A goal that asks to start from a published pipeline ("start from FineWeb's pipeline", "use the C4
   recipe": ``agent.planners.published``) replaces the rules above: the steps are that pipeline's
@@ -30,8 +37,8 @@ The space: every filter, dedup and selection step may be switched off and has it
 (``agent.planners.choices``: the table both planners share) searched around the proposed value.
 Steps are ranked by their estimated effect, the share of their sources' sampled documents they
 drop at the proposed params (the language step: the foreign share; dedup: the duplicate rate;
-``length_filter``: 5 % by construction); the top ``MAX_SEARCHED_STEPS`` are searched and the others
-stay on, fixed. The rationale has one line per step: why it is there and what is searched.
+``length_filter``: 5 % by construction; ``dsir_select``: one minus its ``keep_fraction``); the
+top ``MAX_SEARCHED_STEPS`` are searched and the others stay on, fixed. The rationale has one line per step: why it is there and what is searched.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from agent.goal import GOAL_DEFAULTS, Goal
 from agent.planners.choices import MAIN_THRESHOLDS, MAX_SEARCHED_STEPS, describe, step_choices, switchable
 from agent.planners.published import named_pipeline, pipeline_note
 from experiments.baselines import pipeline_steps
-from operators import Filter, all_operators, is_registered
+from operators import Filter, all_operators, get_operator, is_registered
 from tools.base import dispatch
 
 LANGUAGES = {
@@ -61,6 +68,9 @@ PASS_BAND = (0.5, 0.995)
 FOREIGN_SHARE = 0.02
 DUPLICATE_RATE = 0.005
 PII_RATE = 0.01
+DILUTED_SHARE = (0.03, 0.5)
+"""A source whose target-like share against a target set lies in this band holds that target's
+domain diluted: ``dsir_select`` towards it."""
 FINAL_PHASE_RANGES = {"fraction": {"float": [0.05, 0.3]}, "boost": {"float": [1.0, 10.0], "log": True}}
 """A searched last phase: 5-30 % of the budget, the targets' weights multiplied by 1-10 (Llama 3
 anneals on upsampled high-quality data over its last 40M tokens; Feng et al. 2024 blend a second
@@ -236,6 +246,7 @@ def processing_steps(goal: Goal, profiles: dict[str, Any], sources: list[str]) -
     out.append(_length_step(profiles, sources))
     out += _quality_steps(profiles, sources)
     out += _dedup_step(profiles, sources)
+    out += _selection_steps(goal, profiles, sources)
     if goal.remove_pii or any(profiles[s].get("pii_rate", 0) > PII_RATE for s in sources):
         out.append(Proposed({"op": "pii_redact"}, "PII removal asked for, or PII found in more than 1 % of a source"))
     return out
@@ -339,6 +350,28 @@ def _dedup_step(profiles: dict[str, Any], sources: list[str]) -> list[Proposed]:
     found = ", ".join(f"{s} {rates[s]:.1%}" for s in dup)
     why = f"duplicates in the sample (near or exact; a lower bound on a partial sample): {found}"
     return [Proposed({"op": "minhash_dedup", "sources": dup}, why, _mean(rates[s] for s in dup))]
+
+
+def _selection_steps(goal: Goal, profiles: dict[str, Any], sources: list[str]) -> list[Proposed]:
+    """One ``dsir_select`` per source where a target set is diluted (``DILUTED_SHARE``), towards
+    the files of every such target set, keeping twice the largest share (at most the default)."""
+    if not is_registered("dsir_select"):
+        return []
+    default = get_operator("dsir_select").Params.model_fields["keep_fraction"].default
+    out = []
+    for s in sources:
+        sims = profiles[s].get("target_similarity") or {}
+        shares = {t: float(v.get("target_like_share", 0.0)) for t, v in sorted(sims.items()) if t in goal.target_files}
+        diluted = [t for t, share in shares.items() if DILUTED_SHARE[0] <= share <= DILUTED_SHARE[1]]
+        if not diluted:
+            continue
+        keep = round(min(default, 2 * max(shares[t] for t in diluted)), 3)
+        files = [f for t in diluted for f in goal.target_files[t]]
+        step = {"op": "dsir_select", "sources": [s], "params": {"target_files": files, "keep_fraction": keep}}
+        found = ", ".join(f"{shares[t]:.1%} like {t}" for t in diluted)
+        why = f"target-like documents stand out of the sample as a minority: {found}; keep_fraction {keep}"
+        out.append(Proposed(step, why, round(1 - keep, 4)))
+    return out
 
 
 def _foreign_share(profile: dict[str, Any], languages: list[str]) -> float:

@@ -17,7 +17,8 @@
   in-process (``annotate`` then ``decide``) at those defaults, and percentiles/mean/std of each of
   their numeric signals, so thresholds can be set by percentile or k-sigma;
 - PII hit rate (share of documents where ``pii_redact`` would replace something, by kind);
-- similarity to each target set (DSIR importance weights, Xie et al. 2023; see ``profile_stats``).
+- similarity to each target set (DSIR importance weights, Xie et al. 2023; see ``profile_stats``),
+  with the share of target-like documents that stand out of the source (a diluted target).
 
 Everything is a function of the files, the seed and the sample size: the same inputs give the same
 JSON. Figures (length histogram, language bars) are written when ``fig_dir`` is given.
@@ -133,6 +134,16 @@ class TargetSimilarity(BaseModel):
     mean_log_weight: float
     mean_log_weight_per_ngram: float
     frac_positive: float
+    doc_log_weight: LengthQuantiles
+    """Quantiles of the sampled documents' log importance weight per n-gram, each scored by a raw
+    model fitted on the other sampled documents (left-one-out; ``profile_stats.target_like``)."""
+    target_spread: float
+    """Scaled MAD of the target documents' own left-one-out log weights per n-gram times the square
+    root of their n-gram counts: how much a target document's weight varies."""
+    target_like_share: float
+    """Share of sampled documents the target model explains better and that stand 3 spreads above the
+    source's median: target-domain documents diluted in the source (a clear share well below 1),
+    about 0 for a source that is wholly the target's domain (nothing stands out) or has none of it."""
 
 
 class SourceProfile(BaseModel):

@@ -15,6 +15,11 @@ MINHASH_NGRAM = 5
 MINHASH_PERMS = 128
 MINHASH_THRESHOLD = 0.8
 DSIR_BUCKETS = 10_000
+TARGET_LIKE_SPREADS = 3.0
+"""A target-like document stands this many of the target documents' spreads above the source's median."""
+UNIFORM_WEIGHT = 0.1
+"""Interpolation weight of the uniform distribution in both models of the per-document view."""
+MAD_TO_SD = 1.4826
 
 
 def quantiles(values: np.ndarray, qs: Sequence[int]) -> dict[str, float]:
@@ -109,8 +114,23 @@ def dsir_similarity(source_features, target_texts: Sequence[str]) -> dict[str, A
     further away. ``mean_log_weight`` sums over a document's n-grams as DSIR does;
     ``mean_log_weight_per_ngram`` divides by the document's n-gram count, comparable across sources
     with different document lengths; ``frac_positive`` is the share of documents the target model
-    likes better than the source's own."""
-    target_log = log_bag_model(hashed_ngrams(list(target_texts)))
+    likes better than the source's own.
+
+    Per document (``target_like``): a source that holds a minority of target-domain documents in a
+    large generic mix has a mean weight far below 0, like a source with none; ``frac_positive``
+    misses them too, for a document scored by a raw model that contains it prefers that model.
+    So each sampled document is scored by its log weight per n-gram with the raw model fitted on
+    the *other* sampled documents (left-one-out), and each target document likewise with the target
+    model fitted on the other target documents; both models are interpolated with the uniform
+    distribution at the same weight, so a rare n-gram does not favour the smaller model as add-one
+    smoothing would. A document is *target-like* when the target model explains it better
+    (weight > 0) and its weight stands ``TARGET_LIKE_SPREADS`` spreads of the target documents'
+    own weights above the source's median, the spread scaled to its length (a weight per n-gram
+    of a document of ``n`` n-grams varies as ``1/sqrt(n)``). In a source that is wholly the
+    target's domain nothing stands out (its median is about 0 and its spread the target's), so its
+    share is about 0 however large the target set; with no target documents, none beats the source."""
+    target_features = hashed_ngrams(list(target_texts))
+    target_log = log_bag_model(target_features)
     raw_log = log_bag_model(source_features)
     weights = np.asarray(source_features @ (target_log - raw_log)).ravel()
     ngrams = np.asarray(source_features.sum(axis=1)).ravel()
@@ -120,4 +140,49 @@ def dsir_similarity(source_features, target_texts: Sequence[str]) -> dict[str, A
         "mean_log_weight": float(weights[has].mean()) if has.any() else 0.0,
         "mean_log_weight_per_ngram": float((weights[has] / ngrams[has]).mean()) if has.any() else 0.0,
         "frac_positive": float((weights[has] > 0).mean()) if has.any() else 0.0,
+        **target_like(source_features, target_features),
+    }
+
+
+def smoothed_log_model(counts, weight: float = UNIFORM_WEIGHT) -> np.ndarray:
+    """Log-probabilities of a bag-of-ngrams model fitted on ``counts`` and interpolated with the
+    uniform distribution at ``weight`` (Jelinek & Mercer 1980)."""
+    totals = np.asarray(counts.sum(axis=0)).ravel()
+    mle = totals / totals.sum() if totals.sum() else totals
+    return np.log((1 - weight) * mle + weight / len(totals))
+
+
+def held_out_log_weights(
+    features, other_log: np.ndarray, weight: float = UNIFORM_WEIGHT
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per document with n-grams: the mean over its n-grams of ``other_log - log p_own``, where
+    ``p_own`` is ``smoothed_log_model`` of the *other* rows of ``features`` (left-one-out), and
+    its n-gram count."""
+    features = features.tocsr()
+    totals = np.asarray(features.sum(axis=0)).ravel()
+    ngrams = np.asarray(features.sum(axis=1)).ravel()
+    rows = np.repeat(np.arange(features.shape[0]), np.diff(features.indptr))
+    counts, buckets = features.data, features.indices
+    rest = totals.sum() - ngrams[rows]
+    mle = np.divide(totals[buckets] - counts, rest, out=np.zeros_like(counts), where=rest > 0)
+    own = np.log((1 - weight) * mle + weight / features.shape[1])
+    summed = np.bincount(rows, weights=counts * (other_log[buckets] - own), minlength=features.shape[0])
+    has = ngrams > 0
+    return summed[has] / ngrams[has], ngrams[has]
+
+
+def target_like(source_features, target_features) -> dict[str, Any]:
+    """The per-document view of ``dsir_similarity``: quantiles of the sampled documents' left-one-out
+    log weight per n-gram, the target documents' spread and the target-like share."""
+    docs, n = held_out_log_weights(source_features, smoothed_log_model(target_features))
+    own, m = held_out_log_weights(target_features, smoothed_log_model(source_features))
+    own = -own * np.sqrt(m)  # log p_target(-doc) - log p_raw, per n-gram, times sqrt(n-grams)
+    spread = MAD_TO_SD * float(np.median(np.abs(own - np.median(own)))) if own.size else 0.0
+    if not docs.size:
+        return {"doc_log_weight": quantiles(docs, LENGTH_QUANTILES), "target_spread": spread, "target_like_share": 0.0}
+    cut = np.maximum(0.0, np.median(docs) + TARGET_LIKE_SPREADS * spread / np.sqrt(n))
+    return {
+        "doc_log_weight": quantiles(docs, LENGTH_QUANTILES),
+        "target_spread": spread,
+        "target_like_share": float((docs > cut).mean()),
     }
