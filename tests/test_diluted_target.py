@@ -13,8 +13,16 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.planners.rules import DILUTED_SHARE
-from benchmarks.corpora import GENERIC, HELD_OUT, PUBMED, build_diluted_task, build_task, plan_state, read_jsonl
-from benchmarks.recovery import GOAL
+from benchmarks.corpora import (
+    GENERIC,
+    HELD_OUT,
+    PUBMED,
+    build_diluted_task,
+    build_task,
+    plan_state,
+    read_jsonl,
+)
+from benchmarks.recovery import GOAL, TASKS
 from operators.profiling.profile import sample_texts
 from operators.profiling.profile_stats import dsir_similarity, hashed_ngrams
 
@@ -50,7 +58,7 @@ def test_a_source_wholly_of_the_target_domain_has_nothing_that_stands_out(
     texts = _texts(shared_data, rel)
     source, target = texts[:cut][:SAMPLE], texts[cut:][:target_docs]
     sim = _similarity(source, target)
-    assert sim["target_like_share"] <= 0.01
+    assert sim["target_like_share"] <= 0.01 and sim["target_domain_share"] > 0.5  # alike, and like the target
     assert abs(sim["doc_log_weight"]["p50"]) < 0.2  # the target model explains them about as well
 
 
@@ -70,7 +78,7 @@ def test_a_diluted_target_scores_close_to_its_true_share(
     texts = sample_texts(task["sources"]["generic"], max_docs=SAMPLE)
     truth = sum(t in abstracts for t in texts) / len(texts)
     sim = _similarity(texts, held_out)
-    assert abs(sim["target_like_share"] - truth) <= 0.03
+    assert abs(sim["target_like_share"] - truth) <= 0.03 and abs(sim["target_domain_share"] - truth) <= 0.03
     assert sim["doc_log_weight"]["p50"] < -0.5 and sim["frac_positive"] <= sim["target_like_share"] + 0.02
 
 
@@ -89,7 +97,7 @@ def test_a_source_without_target_documents_scores_about_zero(
     shared_data: Path, held_out: list[str], rel: str, most: float
 ) -> None:
     sim = _similarity(_texts(shared_data, rel)[:SAMPLE], held_out)
-    assert sim["target_like_share"] <= most + 0.001 < DILUTED_SHARE[0]
+    assert sim["target_like_share"] <= most + 0.001 < DILUTED_SHARE[0] and sim["target_domain_share"] <= 0.01
 
 
 def test_the_diluted_task_holds_its_share_and_keeps_the_target_out(shared_data: Path, tmp_path: Path) -> None:
@@ -148,3 +156,16 @@ def test_the_dirty_web_is_diluted_too_its_clean_half_being_the_targets_domain(
     assert 0.15 <= share <= 0.4
     [step] = _dsir_steps(state)
     assert step["sources"] == ["web"] and step["params"]["keep_fraction"] == round(min(0.5, 2 * share), 3)
+
+
+def test_no_selection_where_most_of_the_source_is_one_targets_domain(shared_data: Path, tmp_path: Path) -> None:
+    """The duplicate-flood web is 54 % PubMed abstracts and 6 % Wikipedia articles among spam: the
+    articles stand out, but the abstracts, most of the source, do not, and selecting towards the
+    articles would drop them."""
+    task = TASKS["duplicate_flood"].build(tmp_path, shared_data, scale=0.3)
+    task["sources"] = {"web": task["sources"]["web"]}
+    state = plan_state(task, GOAL)
+    sims = state["profile"]["profiles"]["web"]["target_similarity"]
+    assert sims["pubmed"]["target_domain_share"] > 0.45 and sims["pubmed"]["target_like_share"] < DILUTED_SHARE[0]
+    assert DILUTED_SHARE[0] <= sims["wiki"]["target_like_share"] <= 0.1
+    assert not _dsir_steps(state)

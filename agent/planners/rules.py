@@ -19,7 +19,9 @@ Policy (each rule reads the profile of the raw sources):
   PubMed abstracts) -> ``dsir_select`` on that source towards those target files (Xie et al.
   2023), with ``keep_fraction`` at twice the measured share (at most its default 0.5), so the
   searched range runs from about the share itself (only what looks like the target) to three
-  times it.
+  times it. Only where every target set the source holds (``target_domain_share``, documents that
+  score like the target's own, of 3 % or more) stands out so: where one does not (most of the
+  source is its domain), selecting towards the others would drop its documents.
 - PII in the goal ("no PII", "strip PII") or a PII hit rate above 1 % -> ``pii_redact``.
 - A goal that asks to start from a published pipeline ("start from FineWeb's pipeline", "use the C4
   recipe": ``agent.planners.published``) replaces the rules above: the steps are that pipeline's
@@ -353,8 +355,9 @@ def _dedup_step(profiles: dict[str, Any], sources: list[str]) -> list[Proposed]:
 
 
 def _selection_steps(goal: Goal, profiles: dict[str, Any], sources: list[str]) -> list[Proposed]:
-    """One ``dsir_select`` per source where a target set is diluted (``DILUTED_SHARE``), towards
-    the files of every such target set, keeping twice the largest share (at most the default)."""
+    """One ``dsir_select`` per source where a target set is diluted (``DILUTED_SHARE``) and every
+    target set it holds is, towards the files of the diluted ones, keeping twice the largest share
+    (at most the default)."""
     if not is_registered("dsir_select"):
         return []
     default = get_operator("dsir_select").Params.model_fields["keep_fraction"].default
@@ -363,7 +366,8 @@ def _selection_steps(goal: Goal, profiles: dict[str, Any], sources: list[str]) -
         sims = profiles[s].get("target_similarity") or {}
         shares = {t: float(v.get("target_like_share", 0.0)) for t, v in sorted(sims.items()) if t in goal.target_files}
         diluted = [t for t, share in shares.items() if DILUTED_SHARE[0] <= share <= DILUTED_SHARE[1]]
-        if not diluted:
+        held = [t for t, v in sims.items() if float(v.get("target_domain_share", 0.0)) >= DILUTED_SHARE[0]]
+        if not diluted or set(held) - set(diluted):
             continue
         keep = round(min(default, 2 * max(shares[t] for t in diluted)), 3)
         files = [f for t in diluted for f in goal.target_files[t]]

@@ -144,6 +144,9 @@ class TargetSimilarity(BaseModel):
     """Share of sampled documents the target model explains better and that stand 3 spreads above the
     source's median: target-domain documents diluted in the source (a clear share well below 1),
     about 0 for a source that is wholly the target's domain (nothing stands out) or has none of it."""
+    target_domain_share: float
+    """Share of sampled documents whose weight reaches the 5th percentile of the target documents'
+    own: documents that score like the target's, about 1 for a source wholly of its domain."""
 
 
 class SourceProfile(BaseModel):

@@ -17,6 +17,8 @@ MINHASH_THRESHOLD = 0.8
 DSIR_BUCKETS = 10_000
 TARGET_LIKE_SPREADS = 3.0
 """A target-like document stands this many of the target documents' spreads above the source's median."""
+TARGET_DOMAIN_PERCENTILE = 5
+"""A document of the target's domain weighs at least this percentile of the target documents' own weights."""
 UNIFORM_WEIGHT = 0.1
 """Interpolation weight of the uniform distribution in both models of the per-document view."""
 MAD_TO_SD = 1.4826
@@ -128,7 +130,9 @@ def dsir_similarity(source_features, target_texts: Sequence[str]) -> dict[str, A
     own weights above the source's median, the spread scaled to its length (a weight per n-gram
     of a document of ``n`` n-grams varies as ``1/sqrt(n)``). In a source that is wholly the
     target's domain nothing stands out (its median is about 0 and its spread the target's), so its
-    share is about 0 however large the target set; with no target documents, none beats the source."""
+    share is about 0 however large the target set; with no target documents, none beats the source.
+    ``target_domain_share`` tells those two apart: the share of documents that weigh at least
+    ``TARGET_DOMAIN_PERCENTILE`` of the target documents' own weights."""
     target_features = hashed_ngrams(list(target_texts))
     target_log = log_bag_model(target_features)
     raw_log = log_bag_model(source_features)
@@ -173,16 +177,21 @@ def held_out_log_weights(
 
 def target_like(source_features, target_features) -> dict[str, Any]:
     """The per-document view of ``dsir_similarity``: quantiles of the sampled documents' left-one-out
-    log weight per n-gram, the target documents' spread and the target-like share."""
+    log weight per n-gram, the target documents' spread, the target-like share, and the share of
+    documents that score at least as the target's own documents do (their 5th percentile):
+    about 1 for a source wholly of the target's domain, the diluted share, about 0 for none."""
     docs, n = held_out_log_weights(source_features, smoothed_log_model(target_features))
     own, m = held_out_log_weights(target_features, smoothed_log_model(source_features))
-    own = -own * np.sqrt(m)  # log p_target(-doc) - log p_raw, per n-gram, times sqrt(n-grams)
-    spread = MAD_TO_SD * float(np.median(np.abs(own - np.median(own)))) if own.size else 0.0
+    own = -own  # log p_target(-doc) - log p_raw per n-gram, per target document
+    scaled = own * np.sqrt(m)
+    spread = MAD_TO_SD * float(np.median(np.abs(scaled - np.median(scaled)))) if own.size else 0.0
+    out = {"doc_log_weight": quantiles(docs, LENGTH_QUANTILES), "target_spread": spread}
     if not docs.size:
-        return {"doc_log_weight": quantiles(docs, LENGTH_QUANTILES), "target_spread": spread, "target_like_share": 0.0}
+        return {**out, "target_like_share": 0.0, "target_domain_share": 0.0}
     cut = np.maximum(0.0, np.median(docs) + TARGET_LIKE_SPREADS * spread / np.sqrt(n))
+    floor = np.percentile(own, TARGET_DOMAIN_PERCENTILE) if own.size else np.inf
     return {
-        "doc_log_weight": quantiles(docs, LENGTH_QUANTILES),
-        "target_spread": spread,
+        **out,
         "target_like_share": float((docs > cut).mean()),
+        "target_domain_share": float((docs >= floor).mean()),
     }
