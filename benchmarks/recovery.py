@@ -29,6 +29,10 @@ marked source, ``web`` or ``generic``, in its id):
   (``experiments.redundancy``);
 - ``recall`` = junk-removing steps recovered / junk-removing steps; ``precision`` = recovered
   steps that are junk-removing / recovered steps;
+- ``kind_recall`` = injected junk kinds that some recovered step removes (at least
+  ``MIN_KIND_SHARE`` of the kind, run alone) / injected junk kinds (``kinds``: kind -> those
+  steps). Where several steps remove the same junk, a search that keeps one of them and switches
+  the others off loses step ``recall`` but still recovers the processing the junk needs;
 - the confirmed gain of the final recipe over the proposal and over ``no_filtering`` (paired
   difference in target bits per byte, its 95 % interval and verdict), and the wall time.
 
@@ -190,6 +194,10 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
         if step.enabled and i in ablation and (ablation[i]["verdict"] == "helps" or any(i in g for g in helping_groups))
     }
     hits = sorted(set(recovered) & set(needed))
+    injected = [k for k, n in task[spec.source]["documents"].items() if k in spec.junk and n]
+    kinds = {
+        k: [needed[i]["op"] for i in hits if needed[i]["kind_shares"].get(k, 0) >= MIN_KIND_SHARE] for k in injected
+    }
     gaps = {g["baseline"]: {k: g[k] for k in ("diff", "ci95", "verdict")} for g in confirm["gaps"]}
     return {
         "junk_removing": {
@@ -210,6 +218,9 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
         "found": len(recovered),
         "recall": len(hits) / len(needed) if needed else None,
         "precision": len(hits) / len(recovered) if recovered else None,
+        "kinds": kinds,
+        "kinds_covered": sum(1 for ops in kinds.values() if ops),
+        "kind_recall": sum(1 for ops in kinds.values() if ops) / len(kinds) if kinds else None,
         "gain_over_proposal": gaps.get("proposal"),
         "gain_over_no_filtering": gaps.get("no_filtering"),
         "gaps": gaps,
@@ -257,11 +268,17 @@ def main() -> None:
                 spec.source: task[spec.source],
                 "seconds": time.perf_counter() - start,
             }
-            print(name, json.dumps({k: out[name][k] for k in ("recall", "precision", "recovered")}), flush=True)
+            print(
+                name,
+                json.dumps({k: out[name][k] for k in ("recall", "kind_recall", "precision", "recovered")}),
+                flush=True,
+            )
     done = [out[n] for n in names]
     hits, needed, found = (sum(t[k] for t in done) for k in ("hits", "needed", "found"))
+    covered, kinds = sum(t["kinds_covered"] for t in done), sum(len(t["kinds"]) for t in done)
     out["pooled"] = {
         "recall": hits / needed if needed else None,
+        "kind_recall": covered / kinds if kinds else None,
         "precision": hits / found if found else None,
         "dirty_web_beats_no_filtering": (out.get("dirty_web", {}).get("gain_over_no_filtering") or {}).get("verdict")
         == "better",
