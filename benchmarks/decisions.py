@@ -15,6 +15,9 @@ proxy evaluation (sampling, training or counting, scoring; the pipeline run is s
 fidelity and reported apart), timed afresh for every fidelity one after another on the same recipe
 and seed so that all of them see the same machine load; ``cost_ratio`` divides it by the
 reference's. ``stored_seconds_per_trial`` averages the times recorded with the stored results.
+``search_vs_confirm`` ranks the recipes by the search's default proxy (``ProxySpec``) against the
+proxy that confirms its result (``nano`` at ``CONFIRM_NEURAL_TOKENS``): the search-scale vs
+confirm-scale Spearman on this task.
 
 A ``tokenizer="bpe"`` fidelity trains on a byte-level BPE (``evaluators.bpe_tokenizer``, 4,096
 ids) fitted once per benchmark run on a 256 KiB head sample of every source and target file; its
@@ -51,6 +54,7 @@ from evaluators.bpe_tokenizer import BpeTokenizer, fit_on_files  # noqa: E402
 from evaluators.proxy import evaluate_recipe_output  # noqa: E402
 from evaluators.targets import Target  # noqa: E402
 from experiments.confirm import paired_ci  # noqa: E402
+from experiments.search_config import CONFIRM_NEURAL_TOKENS, ProxySpec  # noqa: E402
 from operators import Recipe, ray_session, recipe_from_dict, run_recipe, shared_data_dir  # noqa: E402
 
 TOKENIZER = "byte"
@@ -138,6 +142,7 @@ FULL = {
         Fidelity(preset="nano", tokens=100_000, variant="llama", overrides={"arch": "llama"}),
         Fidelity(preset="nano", tokens=100_000, variant="wsd", overrides={"schedule": "wsd", "lr": 4e-3}),
         Fidelity(preset="nano", tokens=300_000),
+        Fidelity(preset="nano", tokens=CONFIRM_NEURAL_TOKENS),
         Fidelity(preset="nano", tokens=100_000, tokenizer="bpe"),
         Fidelity(preset="nano", tokens=300_000, tokenizer="bpe"),
         Fidelity(
@@ -257,28 +262,38 @@ def decisions(objective: dict[str, list[float]], pairs: list[tuple[str, str, str
 
 
 def compare(fid: dict, ref: dict, ref_pairs: list[dict], pairs: list[tuple[str, str, str]]) -> dict:
-    from scipy import stats
-
     mine = decisions(fid["objective"], pairs)
     agree = [np.sign(m["diff"]) == np.sign(r["diff"]) for m, r in zip(mine, ref_pairs, strict=True)]
     decided = [r["ci"][0] > 0 or r["ci"][1] < 0 for r in ref_pairs]
     names = sorted(fid["objective"])
-    rho = stats.spearmanr(
-        [np.mean(fid["objective"][n]) for n in names], [np.mean(ref["objective"][n]) for n in names]
-    ).statistic
     return {
         "decision_accuracy": float(np.mean(agree)),
         "decided_accuracy": float(np.mean([a for a, d in zip(agree, decided, strict=True) if d]))
         if any(decided)
         else None,
         "decided_pairs": int(sum(decided)),
-        "spearman": float(rho),
+        "spearman": spearman(fid["objective"], ref["objective"]),
         "seconds_per_trial": fid["seconds_per_trial"],
         "stored_seconds_per_trial": fid["stored_seconds_per_trial"],
         "cost_ratio": fid["seconds_per_trial"] / ref["seconds_per_trial"],
         "pairs": [{**m, "agrees": bool(a)} for m, a in zip(mine, agree, strict=True)],
         "recipe_means": {n: float(np.mean(fid["objective"][n])) for n in names},
     }
+
+
+def spearman(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
+    """Rank correlation of the recipes' mean objectives under two fidelities."""
+    from scipy import stats
+
+    names = sorted(a)
+    return float(stats.spearmanr([np.mean(a[n]) for n in names], [np.mean(b[n]) for n in names]).statistic)
+
+
+def search_and_confirm_fidelities() -> tuple[str, str]:
+    """Names of the search's default proxy (``ProxySpec``) and of the proxy that confirms it."""
+    spec = ProxySpec()
+    preset, tokens = spec.confirm_default()
+    return Fidelity(preset=spec.preset, tokens=spec.tokens).name, Fidelity(preset=preset, tokens=tokens).name
 
 
 def run(config: dict, work: Path, store: Path) -> dict:
@@ -310,6 +325,7 @@ def run(config: dict, work: Path, store: Path) -> dict:
         m["stored_seconds_per_trial"], m["seconds_per_trial"] = m["seconds_per_trial"], timing[name]
     fidelities = {n: compare(m, ref, ref_pairs, pairs) for n, m in measured.items()}
     eligible = [n for n, f in fidelities.items() if f["decision_accuracy"] >= 0.85]
+    search, confirm = search_and_confirm_fidelities()
     decided = [n for n, f in fidelities.items() if (f["decided_accuracy"] or 0) >= 0.85]
     return {
         "reference": {
@@ -323,6 +339,13 @@ def run(config: dict, work: Path, store: Path) -> dict:
         "cheapest_accurate_on_decided": min(decided, key=lambda n: fidelities[n]["seconds_per_trial"])
         if decided
         else None,
+        "search_vs_confirm": {
+            "search": search,
+            "confirm": confirm,
+            "spearman": spearman(measured[search]["objective"], measured[confirm]["objective"])
+            if search in measured and confirm in measured
+            else None,
+        },
         "pairs": len(pairs),
         "tokenizer_sha256": tokenizers["bpe"].sha256 if tokenizers["bpe"] else None,
         "bpe_bytes_per_token": tokenizers["bpe"].bytes_per_token if tokenizers["bpe"] else None,
