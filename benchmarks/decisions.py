@@ -85,7 +85,7 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "web_heavy_quality_strict": ("web_heavy", ["quality_strict"]),
     "web_heavy_langid": ("web_heavy", ["langid"]),
     "web_heavy_dedup": ("web_heavy", ["dedup"]),
-    "web_heavy_no_dedup": ("web_heavy", [f for f in ALL_FILTERS if f != "dedup"]),
+    "web_heavy_langid_dedup": ("web_heavy", ["langid", "dedup"]),
     "web_heavy_all": ("web_heavy", ALL_FILTERS),
 }
 """Single-step changes are made on the web-heavy mixture (web 55 %, as in most LLM training sets):
@@ -106,7 +106,7 @@ PAIRS: list[tuple[str, str, str]] = [
     ("web_heavy_quality", "web_heavy_quality_loose", "threshold"),
     ("web_heavy_quality", "web_heavy_quality_strict", "threshold"),
     ("web_heavy_raw", "web_heavy_dedup", "dedup"),
-    ("web_heavy_no_dedup", "web_heavy_all", "dedup"),
+    ("web_heavy_langid", "web_heavy_langid_dedup", "dedup"),
 ]
 
 
@@ -296,6 +296,17 @@ def search_and_confirm_fidelities() -> tuple[str, str]:
     return Fidelity(preset=spec.preset, tokens=spec.tokens).name, Fidelity(preset=preset, tokens=tokens).name
 
 
+def same_training_data(pairs: list[tuple[str, str, str]], runs: dict[str, tuple[Path, Recipe]]) -> None:
+    """Refuse a pair whose two recipes give the proxies the same data (the same output and mixture):
+    every fidelity scores it exactly 0, as the reference does, so it would count as an agreement
+    without deciding anything. (Dedup after quality and repetition filters removed nothing here.)"""
+    for a, b, kind in pairs:
+        (dir_a, rec_a), (dir_b, rec_b) = runs[a], runs[b]
+        out_a, out_b = (json.loads((d / "manifest.json").read_text())["output_sha256"] for d in (dir_a, dir_b))
+        if out_a == out_b and rec_a.mixture == rec_b.mixture:
+            raise ValueError(f"{kind} pair {a} / {b}: both recipes give the same training data; change one of them")
+
+
 def run(config: dict, work: Path, store: Path) -> dict:
     task = build_task(work / "task", shared_data_dir(), scale=config["scale"])
     cap = config.get("target_bytes", Target.model_fields["max_bytes"].default)
@@ -312,6 +323,7 @@ def run(config: dict, work: Path, store: Path) -> dict:
                 run_recipe(recipe, run_dir)
             pipeline[name] = time.perf_counter() - start
             runs[name] = (run_dir, recipe)
+    same_training_data(pairs, runs)
     ref_fid: Fidelity = config["reference"]
     tokenizers: Tokenizers = {"byte": None, "bpe": None}
     if any(f.tokenizer == "bpe" for f in [ref_fid, *config["fidelities"]]):

@@ -100,3 +100,17 @@ def test_the_ngram_proxy_is_deterministic_and_prefers_in_domain_text(small_run: 
     assert evaluate_recipe_output(run_dir, on_web, targets, preset="ngram5", tokens=50_000, seed=3).bpb == web.bpb
     with pytest.raises(ValueError, match="count model"):
         evaluate_recipe_output(run_dir, on_web, targets, preset="ngram5", tokens=1000, lm_eval_perplexity=True)
+
+
+def test_a_pair_that_gives_the_proxies_the_same_data_is_refused(small_run: tuple[dict, Path]) -> None:
+    """natural_raw and web_heavy_raw share their pipeline output but not their mixture: a pair. The
+    same recipe twice (or two recipes with the same output and mixture) decides nothing: refused."""
+    _, work = small_run
+    task = json.loads((work / "task" / "task.json").read_text())
+    runs = {}
+    for name in ("natural_raw", "web_heavy_raw"):
+        recipe = decisions.recipe_for(name, task)
+        runs[name] = (work / "runs" / recipe.recipe_id(), recipe)
+    decisions.same_training_data([("natural_raw", "web_heavy_raw", "mixture")], runs)
+    with pytest.raises(ValueError, match="natural_raw / natural_raw: both recipes give the same training data"):
+        decisions.same_training_data([("natural_raw", "natural_raw", "dedup")], runs)
