@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from evaluators.bpe_tokenizer import document_encoder
 from evaluators.model import context_length
-from evaluators.tokenizer import PAD_ID, encode_document
 
 if TYPE_CHECKING:
     from evaluators.bpe_tokenizer import BpeTokenizer
@@ -75,8 +75,8 @@ def bits_per_byte(
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    docs = [(tokenizer.encode_document if tokenizer else encode_document)(t) for t in texts]
-    pad_id = tokenizer.pad_id if tokenizer else PAD_ID
+    encode, pad_id = document_encoder(tokenizer)
+    docs = [encode(t) for t in texts]
     windows = [w for i, d in enumerate(docs) for w in rolling_windows(len(d) - 1, seq_len, i)]
     windows.sort(key=lambda w: w.end - w.start)
     total = 0.0

@@ -25,12 +25,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from evaluators.tokenizer import EOT, PAD
+from evaluators.tokenizer import EOT, PAD, PAD_ID, encode_document
 from operators import read_texts, workspace
 
 DEFAULT_VOCAB = 4096
@@ -163,3 +163,8 @@ def cached(sha256: str) -> BpeTokenizer:
     if not path.is_file():
         raise FileNotFoundError(f"no tokenizer {sha256} in {path.parent}; fit it again with fit_on_files")
     return BpeTokenizer.load(path)
+
+
+def document_encoder(tokenizer: BpeTokenizer | None = None) -> tuple[Callable[[str], np.ndarray], int]:
+    """``encode_document`` and the pad id of a fitted ``tokenizer``, or of the byte tokenizer (None)."""
+    return (tokenizer.encode_document, tokenizer.pad_id) if tokenizer else (encode_document, PAD_ID)

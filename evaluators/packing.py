@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from evaluators.tokenizer import PAD_ID, encode_document
+from evaluators.bpe_tokenizer import document_encoder
+from evaluators.tokenizer import PAD_ID
 
 if TYPE_CHECKING:
     from evaluators.bpe_tokenizer import BpeTokenizer
@@ -79,8 +80,8 @@ def pack(
     """Encode ``texts`` with ``tokenizer`` (None: the byte tokenizer) and pack them with ``method``
     (one of ``METHODS``); ``phase_starts`` (indices into ``texts``) keep a phased stream's order;
     ``labels`` (one small non-negative int per text) are carried to every token."""
-    docs = [(tokenizer.encode_document if tokenizer else encode_document)(t) for t in texts]
-    pad_id = tokenizer.pad_id if tokenizer else PAD_ID
+    encode, pad_id = document_encoder(tokenizer)
+    docs = [encode(t) for t in texts]
     if method == "concat":
         return concat_and_chunk(docs, seq_len, labels, pad_id)
     if method == "best_fit":

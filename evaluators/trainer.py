@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from evaluators.bpe_tokenizer import document_encoder
 from evaluators.hardware import matmul_ceiling, pick_device, set_threads, train_dtype
 from evaluators.model import Preset, build_model, context_length, count_params, flops_per_token
 from evaluators.tokenizer import PAD_ID, save_tokenizer
@@ -93,7 +94,7 @@ def train(
     dtype = train_dtype(dev)
     torch.manual_seed(seed)
     model = build_model(preset, tokenizer).to(dev)
-    pad_id = tokenizer.pad_id if tokenizer else PAD_ID
+    pad_id = document_encoder(tokenizer)[1]
     n_params = count_params(model)
     optimizer = _optimizer(model, preset, dev)
     data = torch.from_numpy(sequences.astype(np.int64))
