@@ -28,7 +28,7 @@ Results are stored per (recipe id, preset, tokens, tokenizer, seed) under ``--st
 so adding a fidelity or a pair costs only the new trainings; a BPE fidelity's results are stored
 under its tokenizer's sha256 too, so another tokenizer never reuses them.
 
-    python benchmarks/decisions.py --json benchmarks/out/decisions.json            # about an hour
+    python benchmarks/decisions.py --json benchmarks/out/decisions.json            # about 2 hours
     python benchmarks/decisions.py --small --json /tmp/decisions_small.json        # a minute
 """
 
