@@ -9,7 +9,8 @@ correlated group at once. Here the groups are read from the ledgers the single-s
 already wrote: a document that step ``i`` drops in the recipe and step ``j`` drops once ``i`` is
 off is one ``j`` *catches* for ``i``. When other steps catch at least ``MIN_CAUGHT`` of ``i``'s
 drops, ``i`` and every step catching at least ``MIN_PARTNER`` of them form a group, which the
-confirmation ablates together.
+confirmation ablates together. A group's own ablation is read the same way: when yet another step
+catches what the group drops, the group grows by it and is ablated again.
 
 Groups are formed around steps that help on their own too: their stand-ins (the steps that would
 remove the same documents were they off) do nothing while they run, and only the group shows that
@@ -37,21 +38,28 @@ def ledger_fates(ledger: Path) -> dict[tuple[str, str], int | None]:
 
 
 def redundancy_groups(
-    recipe_ledger: Path, without: dict[int, Path], offset: int = 0, exclude: frozenset[int] = frozenset()
+    recipe_ledger: Path,
+    without: dict[int, Path] | dict[tuple[int, ...], Path],
+    offset: int = 0,
+    exclude: frozenset[int] = frozenset(),
 ) -> list[tuple[int, ...]]:
     """Groups of recipe step indices to ablate together, in step order, without repeats.
 
-    ``recipe_ledger``: the ledger of the recipe; ``without``: step index -> the ledger of the recipe
-    with that step off (the candidates); ``offset``: ledger step index minus recipe step index (the
-    steps a run puts first, such as the held-out exclusion); ``exclude``: steps never made partners
-    (those that hurt on their own)."""
+    ``recipe_ledger``: the ledger of the recipe; ``without``: a step index (or a group of them) ->
+    the ledger of the recipe with it off (the candidates); ``offset``: ledger step index minus recipe
+    step index (the steps a run puts first, such as the held-out exclusion); ``exclude``: steps never
+    made partners (those that hurt on their own). Given the ledgers of groups already ablated, it
+    returns the larger groups still needed: when a third step takes over what a pair drops (a
+    repetition filter and MinHash both catch a spam flood that a quality filter drops first), the
+    pair's ablation shows little and the three go together."""
     dropped_by: dict[int, list[tuple[str, str]]] = {}
     for doc, step in ledger_fates(recipe_ledger).items():
         if step is not None:
             dropped_by.setdefault(step - offset, []).append(doc)
     groups: list[tuple[int, ...]] = []
-    for i, path in sorted(without.items()):
-        mine = dropped_by.get(i, [])
+    for key, path in sorted(without.items(), key=lambda kv: _steps(kv[0])):
+        off = _steps(key)
+        mine = [doc for i in off for doc in dropped_by.get(i, [])]
         if not mine:
             continue
         there = ledger_fates(path)
@@ -59,7 +67,11 @@ def redundancy_groups(
         if sum(catchers.values()) < MIN_CAUGHT * len(mine):
             continue
         partners = {j for j, n in catchers.items() if n >= MIN_PARTNER * len(mine) and j not in exclude}
-        group = tuple(sorted({i, *partners}))
-        if len(group) > 1 and group not in groups:
+        group = tuple(sorted({*off, *partners}))
+        if len(group) > len(off) and group not in groups:
             groups.append(group)
     return groups
+
+
+def _steps(key: int | tuple[int, ...]) -> tuple[int, ...]:
+    return key if isinstance(key, tuple) else (key,)

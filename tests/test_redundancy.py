@@ -65,8 +65,32 @@ def test_redundancy_groups_from_real_ledgers(shared_data: Path, ray_started: Non
     assert redundancy_groups(tmp_path / "full" / "ledger.parquet", ledgers, exclude=frozenset({1})) == []
 
 
+def test_a_group_grows_by_the_step_that_takes_over_what_it_drops(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    """A third rule (at least 190 words) drops nothing while the other two run, and nothing when
+    either alone is off (the other catches first); only with both off does it take over."""
+    from experiments.confirm import without
+    from experiments.redundancy import ledger_fates, redundancy_groups
+    from operators import run_recipe
+
+    recipe = _recipe(shared_data)
+    recipe.steps[2].params = {"min_words": 190}
+    for name, off in {"full": (), "without0": (0,), "without1": (1,), "without2": (2,), "without01": (0, 1)}.items():
+        run_recipe(without(recipe, off), tmp_path / name)
+    full = tmp_path / "full" / "ledger.parquet"
+    assert Counter(ledger_fates(full).values()) == {0: 598, 1: 1, None: 504}
+    singles = {i: tmp_path / f"without{i}" / "ledger.parquet" for i in range(3)}
+    assert redundancy_groups(full, singles) == [(0, 1)]
+    pair = ledger_fates(tmp_path / "without01" / "ledger.parquet")
+    first_two = [d for d, s in ledger_fates(full).items() if s in (0, 1)]
+    assert Counter(pair[d] for d in first_two) == {2: 334, None: 265}  # 56 %: the third rule takes over
+    assert redundancy_groups(full, {(0, 1): tmp_path / "without01" / "ledger.parquet"}) == [(0, 1, 2)]
+
+
 def test_confirmation_ablates_a_redundant_group_together(shared_data: Path, ray_started: None, tmp_path: Path) -> None:
     from experiments.confirm import PREDICTED, run_confirm
+    from experiments.search_config import ProxySpec
     from experiments.study import Search
 
     recipe = _recipe(shared_data)
@@ -82,8 +106,7 @@ def test_confirmation_ablates_a_redundant_group_together(shared_data: Path, ray_
             search.folder,
             search.config,
             {PREDICTED: search.base},
-            preset="ngram3",
-            tokens=20000,
+            proxy=ProxySpec(preset="ngram3", tokens=20000),
             seeds=[0, 1],
             max_seeds=2,
         )
