@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from experiments.baselines import Pipeline
@@ -11,7 +13,7 @@ GOAL_DEFAULTS = {
     "token_budget": 2_000_000,
     "trials": 12,
     "preset": "nano",
-    "proxy_tokens": 200_000,
+    "proxy_tokens": 50_000,
     "search_preset": "ngram5",
     "search_tokens": 300_000,
     "max_rounds": 1,
@@ -56,6 +58,11 @@ class Goal(BaseModel):
         True, description="confirm the result with neural proxies (False: prediction and report only)"
     )
     confirm_tokens: int | None = Field(None, gt=0, description="tokens per confirmation run (None: 2x proxy_tokens)")
+    confirm_tokenizer: Literal["byte", "bpe"] = Field(
+        "bpe",
+        description="the confirmation proxies' tokenizer: the search's BPE (fitted on every source and target; "
+        "it ranks recipes as the 10x reference does, benchmarks/decisions.py) or bytes",
+    )
     confirm_seeds: int = Field(3, ge=2, description="paired seeds each recipe is confirmed with")
     ablation_max_seeds: int | None = Field(
         None, ge=2, description="seeds an undecided ablation is grown to (None: as the baselines)"

@@ -181,6 +181,7 @@ def finalize(state: PlanState) -> PlanState:
         "confirm": goal.confirm,
         "confirm_preset": goal.preset,
         "confirm_tokens": goal.confirm_run_tokens,
+        "confirm_tokenizer": goal.confirm_tokenizer,
         "seeds": list(range(goal.confirm_seeds)),
         "max_seeds": goal.confirm_max_seeds,
         "ablation_max_seeds": goal.ablation_max_seeds,

@@ -16,8 +16,8 @@ fidelity and reported apart), timed afresh for every fidelity one after another 
 and seed so that all of them see the same machine load; ``cost_ratio`` divides it by the
 reference's. ``stored_seconds_per_trial`` averages the times recorded with the stored results.
 ``search_vs_confirm`` ranks the recipes by the search's default proxy (``ProxySpec``) against the
-proxy that confirms its result (``nano`` at ``CONFIRM_NEURAL_TOKENS``): the search-scale vs
-confirm-scale Spearman on this task.
+proxy that confirms its result (``ProxySpec.confirm_default``: BPE ``nano`` at 100k tokens): the
+search-scale vs confirm-scale Spearman on this task.
 
 A ``tokenizer="bpe"`` fidelity trains on a byte-level BPE (``evaluators.bpe_tokenizer``, 4,096
 ids) fitted once per benchmark run on a 256 KiB head sample of every source and target file; its
@@ -54,7 +54,7 @@ from evaluators.bpe_tokenizer import BpeTokenizer, fit_on_files  # noqa: E402
 from evaluators.proxy import evaluate_recipe_output  # noqa: E402
 from evaluators.targets import Target  # noqa: E402
 from experiments.confirm import paired_ci  # noqa: E402
-from experiments.search_config import CONFIRM_NEURAL_TOKENS, ProxySpec  # noqa: E402
+from experiments.search_config import ProxySpec  # noqa: E402
 from operators import Recipe, ray_session, recipe_from_dict, run_recipe, shared_data_dir  # noqa: E402
 
 TOKENIZER = "byte"
@@ -142,7 +142,7 @@ FULL = {
         Fidelity(preset="nano", tokens=100_000, variant="llama", overrides={"arch": "llama"}),
         Fidelity(preset="nano", tokens=100_000, variant="wsd", overrides={"schedule": "wsd", "lr": 4e-3}),
         Fidelity(preset="nano", tokens=300_000),
-        Fidelity(preset="nano", tokens=CONFIRM_NEURAL_TOKENS),
+        Fidelity(preset="nano", tokens=400_000),  # the confirmation proxy before BPE
         Fidelity(preset="nano", tokens=100_000, tokenizer="bpe"),
         Fidelity(preset="nano", tokens=300_000, tokenizer="bpe"),
         Fidelity(
@@ -292,8 +292,11 @@ def spearman(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
 def search_and_confirm_fidelities() -> tuple[str, str]:
     """Names of the search's default proxy (``ProxySpec``) and of the proxy that confirms it."""
     spec = ProxySpec()
-    preset, tokens = spec.confirm_default()
-    return Fidelity(preset=spec.preset, tokens=spec.tokens).name, Fidelity(preset=preset, tokens=tokens).name
+    confirm = spec.confirm_default()
+    return (
+        Fidelity(preset=spec.preset, tokens=spec.tokens).name,
+        Fidelity(preset=confirm.preset, tokens=confirm.tokens, tokenizer=confirm.tokenizer).name,
+    )
 
 
 def same_training_data(pairs: list[tuple[str, str, str]], runs: dict[str, tuple[Path, Recipe]]) -> None:

@@ -34,7 +34,9 @@ marked source, ``web`` or ``generic``, in its id):
   steps). Where several steps remove the same junk, a search that keeps one of them and switches
   the others off loses step ``recall`` but still recovers the processing the junk needs;
 - the confirmed gain of the final recipe over the proposal and over ``no_filtering`` (paired
-  difference in target bits per byte, its 95 % interval and verdict), and the wall time.
+  difference in target bits per byte, its 95 % interval and verdict), and the wall time. ``final``
+  names the final recipe: ``proposal`` when the proposal beat the search's pick beyond the paired
+  interval (then ``gaps.predicted_optimal`` is that comparison and there is no gain over itself).
 
 ``pooled`` sums the counts over tasks. Issue 20 asks for recall and precision >= 0.8, and for the
 final recipe to beat ``no_filtering`` beyond the paired interval on ``dirty_web``.
@@ -221,6 +223,7 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
         "kinds": kinds,
         "kinds_covered": sum(1 for ops in kinds.values() if ops),
         "kind_recall": sum(1 for ops in kinds.values() if ops) / len(kinds) if kinds else None,
+        "final": confirm.get("final"),
         "gain_over_proposal": gaps.get("proposal"),
         "gain_over_no_filtering": gaps.get("no_filtering"),
         "gaps": gaps,

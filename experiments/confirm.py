@@ -10,7 +10,11 @@ exactly zero. While a comparison with a baseline is undecided (its interval cont
 are added one at a time up to ``max_seeds``. Ablations retrain the recipe with each enabled step
 switched off; a step whose removal lowers bits per byte beyond the interval hurts. Steps whose
 drops other steps would make anyway (``experiments.redundancy``) are also ablated together, so that
-two filters removing the same junk are credited jointly where neither shows an effect alone.
+two filters removing the same junk are credited jointly where neither shows an effect alone; a
+group grows while yet another step takes over what it drops. The search ranked its recipes at its
+cheaper scale: when one of its other recipes (the best observed trial, the proposal) beats the
+predicted one beyond the paired interval here, that one is the final recipe, and every comparison
+and the ablation are taken against it.
 The Spearman rank correlation between search-scale and confirm-scale scores says whether the small
 proxy ranks recipes the way the larger one does.
 """
@@ -24,12 +28,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from experiments.baselines import baseline_recipes
+from experiments.baselines import baseline_recipes, natural_mixture
 from experiments.confirm_log import ConfirmLog, Key, setup_fingerprint
 from experiments.objective import evaluate_trial
 from experiments.progress import CONFIRMATIONS
 from experiments.redundancy import redundancy_groups
-from experiments.search_config import SearchConfig
+from experiments.search_config import ProxySpec, SearchConfig
 from experiments.targets import exclude_held_out
 from experiments.tracking import log_confirmation
 from operators import Recipe
@@ -70,8 +74,13 @@ class Gap(BaseModel):
 
 
 class ConfirmResult(BaseModel):
+    final: str = PREDICTED
+    """The recipe every gap and ablation is taken against: the predicted one, or a candidate (the
+    best observed trial, the proposal) that the confirmation found better beyond the interval."""
     preset: str
     tokens: int
+    tokenizer: str = "byte"
+    """``bpe``: the search's BPE (``SearchConfig.tokenizer_sha256``); ``tokens`` count its tokens."""
     seeds: list[int]
     """Every seed the predicted-optimal recipe was trained with (the initial ones and those added)."""
     max_seeds: int
@@ -136,14 +145,13 @@ class _Runs:
         folder: Path,
         config: SearchConfig,
         recipes: dict[str, Recipe],
-        preset: str,
-        tokens: int,
+        proxy: ProxySpec,
         on_run: OnRun | None = None,
     ):
         self.folder, self.config, self.recipes = folder / "confirm", config, recipes
-        self.big = config.model_copy(
-            update={"proxy": config.proxy.model_copy(update={"preset": preset, "tokens": tokens})}
-        )
+        self.big = config.model_copy(update={"proxy": proxy})
+        self.pivot = PREDICTED
+        """The recipe every gap compares against: the predicted one, or the candidate that beat it."""
         self.log, self.on_run = ConfirmLog(folder), on_run
         self.setups = {"search": setup_fingerprint(config), "confirm": setup_fingerprint(self.big)}
         self.values: dict[str, dict[int, float]] = {}
@@ -204,6 +212,7 @@ class _Runs:
             "name": name,
             "preset": config.proxy.preset,
             "tokens": config.proxy.tokens,
+            "tokenizer": config.proxy.tokenizer,
             "objective": out.objective,
             "bpb": out.bpb,
             "dir": trial_dir.relative_to(self.folder.parent).as_posix(),
@@ -236,11 +245,11 @@ class _Runs:
         )
 
     def gap(self, name: str, verdicts: tuple[str, str, str]) -> Gap:
-        ours, other = (self.values[self.recipes[n].recipe_id()] for n in (PREDICTED, name))
+        ours, other = (self.values[self.recipes[n].recipe_id()] for n in (self.pivot, name))
         seeds = sorted(set(ours) & set(other))
         diffs = [ours[s] - other[s] for s in seeds]
         lo, hi = paired_ci(diffs)
-        same = self.recipes[name].recipe_id() == self.recipes[PREDICTED].recipe_id()
+        same = self.recipes[name].recipe_id() == self.recipes[self.pivot].recipe_id()
         verdict = "same recipe" if same else verdicts[0] if hi < 0 else verdicts[1] if lo > 0 else verdicts[2]
         return Gap(baseline=name, diff=float(np.mean(diffs)), ci95=(lo, hi), verdict=verdict, seeds=seeds, diffs=diffs)
 
@@ -255,52 +264,47 @@ def run_confirm(
     config: SearchConfig,
     recipes: dict[str, Recipe],
     *,
-    preset: str,
-    tokens: int,
+    proxy: ProxySpec,
     seeds: list[int],
     max_seeds: int = 5,
     ablate: bool = True,
     on_run: OnRun | None = None,
     ablation_max_seeds: int | None = None,
+    candidates: tuple[str, ...] = (),
 ) -> ConfirmResult:
     """Train ``recipes`` (the predicted-optimal one first) with ``seeds`` at the confirm scale, add
-    seeds while a baseline comparison is undecided, and ablate each step of the predicted recipe.
-    Trainings recorded in ``folder`` by an earlier, interrupted call are reused (``confirm_log``);
-    ``on_run`` hears of each training as it finishes; ``ablation_max_seeds`` caps the seeds an
-    undecided ablation grows to (None: ``max_seeds``)."""
-    ablations = ablation_recipes(recipes[PREDICTED]) if ablate else {}
-    all_recipes = {**recipes, **{n: r for n, (_, r) in ablations.items()}}
-    runs = _Runs(folder, config, all_recipes, preset, tokens, on_run or CONFIRMATIONS.get())
+    seeds while a baseline comparison is undecided, and ablate each step of the final recipe: the
+    predicted one, unless one of ``candidates`` (names in ``recipes``: the search's other recipes)
+    beats it beyond the paired interval, when the best of those is final and every gap is taken
+    against it. Trainings recorded in ``folder`` by an earlier, interrupted call are reused
+    (``confirm_log``); ``on_run`` hears of each training as it finishes; ``ablation_max_seeds`` caps
+    the seeds an undecided ablation grows to (None: ``max_seeds``)."""
+    runs = _Runs(folder, config, dict(recipes), proxy, on_run or CONFIRMATIONS.get())
     if len(set(seeds)) < 2 or max_seeds < len(set(seeds)):
         raise ValueError(
             f"confirmation needs at least 2 distinct seeds and max_seeds >= their number: {seeds}, {max_seeds}"
         )
     seeds = initial = sorted(set(seeds))
-    for name in runs.recipes:
-        runs.expect(name, seeds, search_scale=name in recipes)
-    for name in runs.recipes:
-        runs.train(name, seeds, search_scale=name in recipes)
-    rivals = [n for n in recipes if n != PREDICTED]
-    gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
-    while len(seeds) < max_seeds and (open_ := [g.baseline for g in gaps if g.verdict == UNDECIDED]):
-        seeds = [*seeds, max(seeds) + 1]
-        for name in [PREDICTED, *open_]:
-            runs.train(name, seeds)
-        gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
+    for name in recipes:
+        runs.expect(name, seeds)
+    for name in recipes:
+        runs.train(name, seeds)
+    seeds, gaps = _compare(runs, seeds, max_seeds)
+    while better := [g for g in gaps if g.baseline in candidates and g.verdict == BASELINE_VERDICTS[1]]:
+        runs.pivot = max(better, key=lambda g: g.diff).baseline  # each pivot has a lower mean: this ends
+        seeds, gaps = _compare(runs, seeds, max_seeds)
     scores = [runs.score(n) for n in recipes]
-    cap = ablation_max_seeds or max_seeds
-    table = _ablation_table(runs, {n: {"step": i} for n, (i, _) in ablations.items()}, initial, cap)
-    if groups := _redundant(runs, table, recipes[PREDICTED]):
-        grouped = group_recipes(recipes[PREDICTED], groups)
-        runs.recipes.update({n: r for n, (_, r) in grouped.items()})
-        for name in grouped:
-            runs.train(name, initial, search_scale=False)
-        table += _ablation_table(runs, {n: {"steps": list(g)} for n, (g, _) in grouped.items()}, initial, cap)
+    final = recipes[runs.pivot]
+    table = _ablations(runs, final, initial, ablation_max_seeds or max_seeds) if ablate else []
     if "natural_mixture" in recipes and ablate:
-        table.append(runs.gap("natural_mixture", ABLATION_VERDICTS).model_copy(update={"baseline": "mixture_natural"}))
+        runs.recipes["mixture_natural"] = natural_mixture(final)  # the baseline's runs, when final is predicted
+        runs.train("mixture_natural", initial, search_scale=False)
+        table += _ablation_table(runs, {"mixture_natural": {}}, initial, max_seeds)
     return ConfirmResult(
-        preset=preset,
-        tokens=tokens,
+        preset=proxy.preset,
+        tokens=proxy.tokens,
+        tokenizer=proxy.tokenizer,
+        final=runs.pivot,
         seeds=seeds,
         max_seeds=max_seeds,
         runs=runs.count,
@@ -309,6 +313,41 @@ def run_confirm(
         ablations=table,
         spearman=spearman(scores, initial),
     )
+
+
+def _compare(runs: _Runs, seeds: list[int], max_seeds: int) -> tuple[list[int], list[Gap]]:
+    """Every recipe against the pivot, adding seeds (to the pivot and the undecided rivals) while a
+    comparison is within noise, up to ``max_seeds``. A candidate that became the pivot is listed
+    against itself too (exactly 0, as the predicted recipe against a rival with its recipe id)."""
+    rivals = [n for n in runs.recipes if n != PREDICTED or runs.pivot != PREDICTED]
+    gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
+    while len(seeds) < max_seeds and (open_ := [g.baseline for g in gaps if g.verdict == UNDECIDED]):
+        seeds = [*seeds, max(seeds) + 1]
+        for name in [runs.pivot, *open_]:
+            runs.train(name, seeds)
+        gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
+    return seeds, gaps
+
+
+def _ablations(runs: _Runs, final: Recipe, seeds: list[int], cap: int) -> list[Gap]:
+    """The final recipe with each enabled step off, then each redundant group off together (groups
+    grow while another step takes over what a group drops)."""
+    single = ablation_recipes(final)
+    runs.recipes.update({n: r for n, (_, r) in single.items()})
+    for name in single:
+        runs.expect(name, seeds, search_scale=False)
+    for name in single:
+        runs.train(name, seeds, search_scale=False)
+    table = _ablation_table(runs, {n: {"step": i} for n, (i, _) in single.items()}, seeds, cap)
+    ablated: set[tuple[int, ...]] = set()
+    while groups := [g for g in _redundant(runs, table, final) if g not in ablated]:
+        ablated.update(groups)  # each round's groups are larger than the last's: this ends
+        grouped = group_recipes(final, groups)
+        runs.recipes.update({n: r for n, (_, r) in grouped.items()})
+        for name in grouped:
+            runs.train(name, seeds, search_scale=False)
+        table += _ablation_table(runs, {n: {"steps": list(g)} for n, (g, _) in grouped.items()}, seeds, cap)
+    return table
 
 
 def _ablation_table(runs: _Runs, switched: dict[str, dict[str, Any]], seeds: list[int], max_seeds: int) -> list[Gap]:
@@ -322,7 +361,7 @@ def _ablation_table(runs: _Runs, switched: dict[str, dict[str, Any]], seeds: lis
     rows = table()
     while len(seeds) < max_seeds and (open_ := [g.baseline for g in rows if _undecided(g)]):
         seeds = [*seeds, max(seeds) + 1]
-        runs.train(PREDICTED, seeds)
+        runs.train(runs.pivot, seeds)
         for name in open_:
             runs.train(name, seeds, search_scale=False)
         rows = table()
@@ -330,14 +369,19 @@ def _ablation_table(runs: _Runs, switched: dict[str, dict[str, Any]], seeds: lis
 
 
 def _redundant(runs: _Runs, table: list[Gap], recipe: Recipe) -> list[tuple[int, ...]]:
-    """The groups of redundant steps, formed around each step whose own ablation does not hurt."""
+    """The groups of redundant steps, formed around each step and each group ablated so far whose
+    ablation does not hurt."""
     offset = len(exclude_held_out(recipe, runs.config.held_out_ids).steps) - len(recipe.steps)  # steps run first
-    candidates = {g.step: g.baseline for g in table if g.step is not None and g.verdict != ABLATION_VERDICTS[1]}
+    candidates = {
+        (g.step,) if g.step is not None else tuple(g.steps): g.baseline
+        for g in table
+        if (g.step is not None or g.steps) and g.verdict != ABLATION_VERDICTS[1]
+    }
     ledgers = {i: runs.ledger(name) for i, name in candidates.items()}
-    recipe_ledger = runs.ledger(PREDICTED)
+    recipe_ledger = runs.ledger(runs.pivot)
     if recipe_ledger is None or any(path is None for path in ledgers.values()):
         return []
-    hurting = frozenset(g.step for g in table if g.verdict == ABLATION_VERDICTS[1])
+    hurting = frozenset(g.step for g in table if g.step is not None and g.verdict == ABLATION_VERDICTS[1])
     return redundancy_groups(recipe_ledger, ledgers, offset, exclude=hurting)
 
 

@@ -25,14 +25,16 @@ Key = tuple[str, str, int]
 
 
 def setup_fingerprint(config: SearchConfig) -> str:
-    """What a training's result depends on besides the recipe and the seed: the proxy, the targets,
-    the held-out slice and the objective's weighting."""
+    """What a training's result depends on besides the recipe and the seed: the proxy (its BPE's
+    sha256 included), the targets, the held-out slice and the objective's weighting."""
     # the proxy fields a finished training's value depends on, named: a field added to the spec
     # later (as ``rungs``, which only decides when a search stops a trial) keeps old records valid
     proxy = {"preset", "tokens", "eval_every", "seq_len"}
     setup = config.model_dump(
         mode="json", include={"proxy": proxy, "targets": True, "held_out_ids": True, "objective": True}
     )
+    if config.proxy.tokenizer == "bpe":  # byte setups keep the fingerprint they had before BPE
+        setup["proxy"]["tokenizer"] = config.tokenizer_sha256
     return hashlib.sha256(json.dumps(setup, sort_keys=True).encode()).hexdigest()[:16]
 
 

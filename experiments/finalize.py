@@ -14,16 +14,22 @@ from experiments.confirm_log import ConfirmLog, setup_fingerprint
 from experiments.fidelity import trials_per_rung
 from experiments.report import write_report
 from experiments.reweighting import LEARNED_BASELINES, learned_baseline
+from experiments.search_tokenizer import ensure_search_tokenizer
 from experiments.study import Search, signals_raise_interrupt, trial_summary
 from experiments.surrogate import Observed, predict_optimum
 from experiments.tracking import mlflow_client
 
+CANDIDATES = ("best_observed", "proposal")
+"""The search's own recipes besides the predicted one: either becomes the final recipe when the
+paired confirmation finds it better than the predicted one beyond the interval (the search ranked
+them at its cheaper scale; the confirmation's larger proxy has the last word)."""
 
-def _manifest(search: Search, predicted_id: str, confirmed: ConfirmResult | None) -> str | None:
-    """The replayable manifest of the predicted-optimal recipe's pipeline run, when it was run (by
-    this finalize or, recorded, by an interrupted one, under whatever name the recipe had then)."""
+
+def _manifest(search: Search, recipe_id: str, confirmed: ConfirmResult | None) -> str | None:
+    """The replayable manifest of the final recipe's pipeline run, when it was run (by this
+    finalize or, recorded, by an interrupted one, under whatever name the recipe had then)."""
     setup = setup_fingerprint(search.config)
-    entry = ConfirmLog(search.folder).get((predicted_id, setup, search.config.seed)) if confirmed else None
+    entry = ConfirmLog(search.folder).get((recipe_id, setup, search.config.seed)) if confirmed else None
     path = search.folder / entry["dir"] / "run" / "manifest.json" if entry and "dir" in entry else None
     return str(path) if path and path.exists() else None
 
@@ -45,6 +51,7 @@ def finalize(
     confirm: bool | None = None,
     confirm_preset: str | None = None,
     confirm_tokens: int | None = None,
+    confirm_tokenizer: str | None = None,
     seeds: tuple[int, ...] | None = None,
     max_seeds: int | None = None,
     ablate: bool | None = None,
@@ -75,8 +82,7 @@ def finalize(
         chosen = list(seeds) if seeds is not None else list(range(spec.seeds))
         settings = {
             "confirm": spec.confirm if confirm is None else confirm,
-            "preset": confirm_preset or spec.confirm_preset,
-            "tokens": confirm_tokens or spec.confirm_tokens,
+            "proxy": search.config.confirm_proxy(confirm_preset, confirm_tokens, confirm_tokenizer),
             "seeds": chosen,
             "max_seeds": max(spec.max_seeds, len(chosen)) if max_seeds is None else max_seeds,
             "ablate": spec.ablate if ablate is None else ablate,
@@ -107,35 +113,39 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
     best = search.space.apply(search.base, dict(best_trial.params))
     proposal = search.space.apply(search.base, search.space.values_of(search.base))
     result: ConfirmResult | None = None
-    default_preset, default_tokens = search.config.proxy.confirm_default()
     if settings["confirm"]:
-        preset, tokens = settings["preset"] or default_preset, settings["tokens"] or default_tokens
+        proxy = settings["proxy"]
+        if proxy.tokenizer == "bpe":
+            ensure_search_tokenizer(search.config, search.folder)
         rivals = confirm_recipes(predicted, best, proposal, settings["baselines"])
         for method in settings["learned_baselines"]:
             folder = search.folder / "mix" / method
-            rivals[f"{method}_mixture"] = learned_baseline(predicted, folder, search.config, method, preset, tokens)
+            rivals[f"{method}_mixture"] = learned_baseline(
+                predicted, folder, search.config, method, proxy.preset, proxy.tokens
+            )
         result = run_confirm(
             search.folder,
             search.config,
             rivals,
-            preset=preset,
-            tokens=tokens,
+            proxy=proxy,
             seeds=settings["seeds"],
             max_seeds=settings["max_seeds"],
             ablate=settings["ablate"],
             on_run=on_run,
             ablation_max_seeds=settings["ablation_max_seeds"],
+            candidates=CANDIDATES,
         )
+    chosen = rivals[result.final] if result else predicted  # a candidate the confirmation found better
     dropped = hurting_steps(result) if result else []
-    recommended = predicted.model_copy(deep=True)
+    recommended = chosen.model_copy(deep=True)
     for i in dropped:
         recommended.steps[i].enabled = False
     recommended.name = f"{search.base.name}-recommended"
-    dropped_steps = [f"{i} {predicted.steps[i].op}" for i in dropped]
+    dropped_steps = [f"{i} {chosen.steps[i].op}" for i in dropped]
     recommended.save(search.folder / "recommended.yaml")
     trials = [trial_summary(t) for t in study.get_trials(deepcopy=False)]
-    proxy = search.config.proxy
-    rungs = trials_per_rung(study.trials, proxy.tokens, proxy.rungs) if proxy.rungs > 1 else None
+    searched = search.config.proxy
+    rungs = trials_per_rung(study.trials, searched.tokens, searched.rungs) if searched.rungs > 1 else None
     report, plots = write_report(
         search.folder,
         study,
@@ -151,6 +161,7 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
         "prediction": prediction.model_dump(),
         "predicted_recipe": str(search.folder / "predicted_optimal.yaml"),
         "predicted_recipe_id": predicted.recipe_id(),
+        "final": result.final if result else None,
         "recommended_recipe": str(search.folder / "recommended.yaml"),
         "recommended_recipe_id": recommended.recipe_id(),
         "dropped_steps": dropped_steps,
@@ -159,7 +170,7 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
         "best_observed": best_trial.values[0],
         "confirm": result.model_dump() if result else None,
         "report": str(report),
-        "manifest": _manifest(search, predicted.recipe_id(), result),
+        "manifest": _manifest(search, chosen.recipe_id(), result),
         "plots": [str(p) for p in plots],
     }
     (search.folder / "final.json").write_text(json.dumps(final, indent=2))

@@ -1,4 +1,5 @@
-"""The search's BPE tokenizer (``proxy.tokenizer: bpe``), fitted once when the search starts.
+"""The search's BPE tokenizer, fitted once: when the search starts (``proxy.tokenizer: bpe``) or when
+its confirmation first needs one (a count-model search is confirmed by BPE ``nano`` proxies).
 
 It is fitted (``evaluators.bpe_tokenizer.fit_bpe``, 4,096 ids) on the first 256 KiB of every
 source's raw documents, read as the recipe reads them, and of every prepared target, so no source
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from evaluators.bpe_tokenizer import DEFAULT_VOCAB, SAMPLE_BYTES, BpeTokenizer, fit_bpe, head
 from evaluators.targets import Target, source_documents
+from experiments.search_config import SearchConfig
 from operators import Recipe
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -29,3 +31,13 @@ def fit_search_tokenizer(recipe: Recipe, targets: list[Target], folder: Path) ->
     tokenizer = fit_bpe(texts, DEFAULT_VOCAB)
     tokenizer.save(folder / TOKENIZER_FILE)
     return tokenizer
+
+
+def ensure_search_tokenizer(config: SearchConfig, folder: Path) -> None:
+    """Fit the search's BPE into ``folder`` and record it in ``search.json``, unless it has one. The
+    fit is deterministic, so a search confirmed later fits the tokenizer its start would have."""
+    if config.tokenizer_file is not None:
+        return
+    config.tokenizer_sha256 = fit_search_tokenizer(config.base_recipe(), config.targets, folder).sha256
+    config.tokenizer_file = str(folder / TOKENIZER_FILE)
+    config.save(folder)

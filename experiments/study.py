@@ -32,7 +32,7 @@ from experiments.fidelity import halving_pruner
 from experiments.objective import TrialOutcome, evaluate_trial, failure_text
 from experiments.progress import TRIALS
 from experiments.search_config import SearchConfig
-from experiments.search_tokenizer import TOKENIZER_FILE, fit_search_tokenizer
+from experiments.search_tokenizer import ensure_search_tokenizer
 from experiments.targets import prepare_targets
 from experiments.tracking import flat_params, mlflow_client, numeric, write_ahead_log
 from experiments.weights import WEIGHT_PREFIX, normalised, readable_params, realised_shares, trial_weights
@@ -102,13 +102,13 @@ class Search:
             }
         )
         config.resolved_space()  # raises on a bad space before anything is written
+        confirm = config.confirm_proxy() if config.finalize.confirm else None  # and on a bad confirmation proxy
         recipe.input_files()
         folder.mkdir(parents=True, exist_ok=True)
         config.targets, config.held_out_ids = prepare_targets(config.objective.targets, recipe, folder)
-        if config.proxy.tokenizer == "bpe":  # one tokenizer for every trial and confirmation
-            config.tokenizer_sha256 = fit_search_tokenizer(recipe, config.targets, folder).sha256
-            config.tokenizer_file = str(folder / TOKENIZER_FILE)
         config.save(folder)
+        if "bpe" in (config.proxy.tokenizer, confirm and confirm.tokenizer):
+            ensure_search_tokenizer(config, folder)  # one tokenizer for every trial and confirmation
         search = cls(folder)
         study = search.study()
         if config.warm_start:  # the proposal itself is trial 0, then draws around it

@@ -134,3 +134,59 @@ def test_a_bpe_search_fits_one_tokenizer_and_its_trials_train_with_it(shared_dat
     assert json.loads((tmp_path / "proxy" / "result.json").read_text())["tokenizer_sha256"] == fitted.sha256
     assert json.loads((tmp_path / "proxy" / "model" / "config.json").read_text())["vocab_size"] == 4096
     assert math.isfinite(scores["bpb"]["code"]) and scores["tokens"] > 3000
+
+
+def test_a_count_model_search_is_confirmed_by_bpe_nano_with_its_own_tokenizer(
+    shared_data, ray_started, tmp_path, monkeypatch
+):
+    from experiments.confirm import PREDICTED, run_confirm
+    from experiments.confirm_log import setup_fingerprint
+    from experiments.search_config import ProxySpec, SearchConfig
+    from experiments.search_tokenizer import ensure_search_tokenizer
+    from experiments.study import Search
+    from operators import recipe_from_dict
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    recipe = recipe_from_dict(
+        {
+            "name": "tiny-count",
+            "sources": [
+                {"name": "code", "uri": str(shared_data / "domains" / FILES[1])},
+                {"name": "medical", "uri": str(shared_data / "domains" / FILES[2])},
+            ],
+            "steps": [{"op": "length_filter", "params": {"min_words": 60}}],
+            "mixture": {"weights": {"code": 0.5, "medical": 0.5}},
+        }
+    )
+    space = {
+        "params": {"steps.length_filter.min_words": {"int": [50, 400]}},
+        "objective": {"targets": [{"name": "code", "source": "code", "fraction": 0.1, "max_bytes": 8000}]},
+        "proxy": {"preset": "ngram3", "tokens": 20000},
+    }
+    search = Search.create(tmp_path / "s", recipe, space, n_trials=1, pruner="none")
+    assert search.config.confirm_proxy() == ProxySpec(preset="nano", tokens=100_000, tokenizer="bpe")
+    fitted = BpeTokenizer.load(tmp_path / "s" / "tokenizer.json")
+    assert search.config.tokenizer_sha256 == fitted.sha256  # fitted at the start, for the confirmation
+    # a search started before confirmations used BPE fits the same tokenizer when it is confirmed
+    old = SearchConfig.model_validate({**search.config.model_dump(), "tokenizer_file": None, "tokenizer_sha256": None})
+    (tmp_path / "old").mkdir()
+    ensure_search_tokenizer(old, tmp_path / "old")
+    assert old.tokenizer_sha256 == fitted.sha256
+    assert json.loads((tmp_path / "old" / "search.json").read_text())["tokenizer_sha256"] == fitted.sha256
+
+    bpe = search.config.confirm_proxy(tokens=4096)
+    recipes = {PREDICTED: search.base, "itself": search.base.model_copy(deep=True)}
+    result = run_confirm(search.folder, search.config, recipes, proxy=bpe, seeds=[0, 1], max_seeds=2, ablate=False)
+    assert (result.preset, result.tokens, result.tokenizer) == ("nano", 4096, "bpe")
+    assert result.gaps[0].diffs == [0.0, 0.0] and result.runs == 2
+    record = [json.loads(line) for line in (tmp_path / "s" / "confirmations.jsonl").read_text().splitlines()]
+    assert [(r["scale"], r["tokenizer"]) for r in record] == [
+        ("search", "byte"),
+        ("confirm", "bpe"),
+        ("confirm", "bpe"),
+    ]
+    proxy_result = json.loads((tmp_path / "s" / "confirm" / PREDICTED / "seed0" / "proxy" / "result.json").read_text())
+    assert proxy_result["tokenizer_sha256"] == fitted.sha256
+    byte_setup = search.config.model_copy(update={"proxy": bpe.model_copy(update={"tokenizer": "byte"})})
+    bpe_setup = search.config.model_copy(update={"proxy": bpe})
+    assert setup_fingerprint(byte_setup) != setup_fingerprint(bpe_setup)  # a byte record is never reused for bpe

@@ -340,7 +340,7 @@ def test_paired_confirmation_is_exactly_zero_against_itself_and_repeats(
     shared_data: Path, ray_started: None, tmp_path: Path
 ) -> None:
     from experiments.confirm import run_confirm
-    from experiments.search_config import SearchConfig
+    from experiments.search_config import ProxySpec, SearchConfig
     from experiments.targets import prepare_targets
     from operators import load_recipe
 
@@ -356,7 +356,13 @@ def test_paired_confirmation_is_exactly_zero_against_itself_and_repeats(
     recipes = {"predicted_optimal": recipe, "itself": recipe.model_copy(deep=True), "stricter": filtered}
     runs = [
         run_confirm(
-            tmp_path / f"c{i}", config, recipes, preset="nano", tokens=16384, seeds=[0, 1], max_seeds=2, ablate=False
+            tmp_path / f"c{i}",
+            config,
+            recipes,
+            proxy=ProxySpec(preset="nano", tokens=16384),
+            seeds=[0, 1],
+            max_seeds=2,
+            ablate=False,
         )
         for i in range(2)
     ]
@@ -366,6 +372,48 @@ def test_paired_confirmation_is_exactly_zero_against_itself_and_repeats(
     assert (itself.verdict, itself.diff, itself.ci95, itself.diffs) == ("same recipe", 0.0, (0.0, 0.0), [0.0, 0.0])
     assert stricter.diffs != [0.0, 0.0] and stricter.seeds == [0, 1] and first.runs == 4  # 2 recipes x 2 seeds
     assert len({s.recipe_id for s in first.scores}) == 2
+
+
+def test_a_candidate_that_beats_the_predicted_recipe_becomes_final(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    """The search's pick trains mostly on licences for a code target; the proposal, half code, beats
+    it beyond the paired interval, so the proposal is final: gaps and ablations are taken against it."""
+    from experiments.baselines import natural_mixture
+    from experiments.confirm import PREDICTED, run_confirm
+    from experiments.search_config import ProxySpec, SearchConfig
+    from experiments.targets import prepare_targets
+    from operators import load_recipe
+
+    recipe_path, space_path = _write_inputs(shared_data, tmp_path, 1)
+    proposal = load_recipe(recipe_path)
+    space = yaml.safe_load(space_path.read_text())
+    config = SearchConfig(
+        recipe_yaml=proposal.to_yaml(), base_dir=proposal.base_dir, space=space, objective=space["objective"]
+    )
+    config.targets, config.held_out_ids = prepare_targets(config.objective.targets, proposal, tmp_path / "t")
+    predicted = proposal.model_copy(deep=True)
+    predicted.mixture.weights = {"code": 0.05, "legal": 0.95}
+    recipes = {PREDICTED: predicted, "proposal": proposal, "natural_mixture": natural_mixture(predicted)}
+    result = run_confirm(
+        tmp_path / "c",
+        config,
+        recipes,
+        proxy=ProxySpec(preset="nano", tokens=16384),
+        seeds=[0, 1],
+        max_seeds=3,
+        candidates=("proposal",),
+    )
+    assert result.final == "proposal"
+    gaps = {g.baseline: g for g in result.gaps}
+    assert set(gaps) == {PREDICTED, "proposal", "natural_mixture"} and gaps[PREDICTED].verdict == "better"
+    assert (gaps["proposal"].verdict, gaps["proposal"].diffs) == ("same recipe", [0.0] * len(gaps["proposal"].seeds))
+    assert gaps[PREDICTED].diff < 0 and all(d < 0 for d in gaps[PREDICTED].diffs)  # proposal minus predicted
+    assert [g.baseline for g in result.ablations] == ["without_0_length_filter", "mixture_natural"]
+    again = run_confirm(
+        tmp_path / "c", config, recipes, proxy=ProxySpec(preset="nano", tokens=16384), seeds=[0, 1], ablate=False
+    )  # the recorded trainings, without candidates: the predicted recipe stays final
+    assert again.final == PREDICTED and {g.baseline for g in again.gaps} == {"proposal", "natural_mixture"}
 
 
 def test_a_resumed_search_does_not_replay_the_first_process_draws(

@@ -293,6 +293,7 @@ class Finalize(_In):
     confirm: bool = True
     confirm_preset: str | None = None
     confirm_tokens: int | None = Field(None, gt=0)
+    confirm_tokenizer: Literal["byte", "bpe"] | None = None
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=2)
     max_seeds: int = Field(
         5, ge=2, description="seeds are added up to this many while a baseline comparison is undecided"
@@ -314,7 +315,7 @@ def _finalize_cost(a: Finalize) -> float:
     from experiments.study import Search
 
     search = Search(a.dir)
-    tokens = a.confirm_tokens or search.config.proxy.confirm_default()[1]
+    tokens = search.config.confirm_proxy(a.confirm_preset, a.confirm_tokens, a.confirm_tokenizer).tokens
     steps = sum(s.enabled for s in search.base.steps) if a.ablate else 0
     learned = [m for m in a.baselines if m in LEARNED_BASELINES]
     learning = sum(_learning_runs(m, len(search.base.sources)) for m in learned) * tokens
@@ -335,6 +336,7 @@ def finalize(a: Finalize) -> dict[str, Any]:
         confirm=a.confirm,
         confirm_preset=a.confirm_preset,
         confirm_tokens=a.confirm_tokens,
+        confirm_tokenizer=a.confirm_tokenizer,
         seeds=tuple(a.seeds),
         max_seeds=a.max_seeds,
         ablate=a.ablate,

@@ -54,6 +54,9 @@ def plan(
     confirm_tokens: int | None = typer.Option(
         None, "--confirm-tokens", min=1, help="tokens per confirmation run (default: 2x --proxy-tokens)"
     ),
+    confirm_tokenizer: str | None = typer.Option(
+        None, "--confirm-tokenizer", help="bpe (default: fitted on every source and target) or byte"
+    ),
     confirm_seeds: int | None = typer.Option(
         None, "--confirm-seeds", min=2, help="paired seeds each recipe is confirmed with (default: 3)"
     ),
@@ -70,6 +73,7 @@ def plan(
         "max_rounds": rounds,
         "confirm": confirm,
         "confirm_tokens": confirm_tokens,
+        "confirm_tokenizer": confirm_tokenizer,
         "confirm_seeds": confirm_seeds,
     }
     overrides = {k: v for k, v in given.items() if v is not None}

@@ -36,7 +36,10 @@ def demo(
     trials: int = typer.Option(6, "--trials", min=1, help="search trials"),
     tokens: int = typer.Option(1_000_000, "--tokens", min=1, help="token budget of the mix: the N of the goal"),
     proxy_tokens: int = typer.Option(
-        100_000, "--proxy-tokens", min=1, help="training tokens of the nano proxies that confirm the result"
+        25_000,
+        "--proxy-tokens",
+        min=1,
+        help="the nano proxies that confirm the result train on twice this many BPE tokens",
     ),
     search_preset: str = typer.Option(
         GOAL_DEFAULTS["search_preset"], "--search-preset", help="fidelity of the search trials (see README)"
@@ -73,7 +76,7 @@ def demo(
     console.print(f"goal: {goal}", highlight=False)
     console.print(
         f"planner: rule-based; {trials} trials of {search_preset} at {GOAL_DEFAULTS['search_tokens']:,} tokens, "
-        f"confirmed by nano proxies at {2 * proxy_tokens:,} tokens",
+        f"confirmed by nano proxies at {2 * proxy_tokens:,} BPE tokens",
         highlight=False,
     )
     start_run(goal, sources, {"kind": "rules"}, auto_approve=yes, ray_address=ray_address, goal_overrides=overrides)

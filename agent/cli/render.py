@@ -86,6 +86,13 @@ def render_comparisons(final: dict[str, Any]) -> None:
         f"{c['runs']} trainings",
         highlight=False,
     )
+    final_name = c.get("final", "predicted_optimal")
+    if final_name != "predicted_optimal":
+        console.print(
+            f"[bold]the confirmation overturned the prediction:[/] {final_name} beats predicted_optimal beyond the "
+            f"paired interval, so it is the final recipe; the gains and the ablation below are {final_name}'s",
+            highlight=False,
+        )
     for g in c["gaps"]:
         console.print(
             f"  gain vs {g['baseline']:<16} {-g['diff']:+.4f} bpb, 95% CI [{-g['ci95'][1]:+.4f}, {-g['ci95'][0]:+.4f}]"

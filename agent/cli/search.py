@@ -26,7 +26,13 @@ CONFIRM_TOKENS = typer.Option(
     None,
     "--confirm-tokens",
     min=1,
-    help="tokens per confirmation run (default: 2x the search's; 400k nano after an ngram search)",
+    help="tokens per confirmation run (default: 2x the search's; 100k BPE tokens after an ngram search)",
+)
+CONFIRM_TOKENIZER = typer.Option(
+    None,
+    "--confirm-tokenizer",
+    help="byte or bpe (the search's BPE, fitted on every source and target) for the confirmation proxies "
+    "(default: the search's; bpe after an ngram search)",
 )
 CONFIRM_SEEDS = typer.Option(None, "--confirm-seeds", min=2, help="paired seeds each recipe is confirmed with (3)")
 MAX_SEEDS = typer.Option(
@@ -74,6 +80,7 @@ def search(
     confirm: bool | None = CONFIRM,
     confirm_preset: str | None = CONFIRM_PRESET,
     confirm_tokens: int | None = CONFIRM_TOKENS,
+    confirm_tokenizer: str | None = CONFIRM_TOKENIZER,
     confirm_seeds: int | None = CONFIRM_SEEDS,
     max_seeds: int | None = MAX_SEEDS,
     ablate: bool | None = ABLATE,
@@ -92,6 +99,7 @@ def search(
         "confirm": confirm,
         "confirm_preset": confirm_preset,
         "confirm_tokens": confirm_tokens,
+        "confirm_tokenizer": confirm_tokenizer,
         "seeds": confirm_seeds,
         "max_seeds": max_seeds,
         "ablate": ablate,
@@ -163,6 +171,7 @@ def finalize_cmd(
     confirm: bool | None = CONFIRM,
     confirm_preset: str | None = CONFIRM_PRESET,
     confirm_tokens: int | None = CONFIRM_TOKENS,
+    confirm_tokenizer: str | None = CONFIRM_TOKENIZER,
     confirm_seeds: int | None = CONFIRM_SEEDS,
     max_seeds: int | None = MAX_SEEDS,
     ablate: bool | None = ABLATE,
@@ -187,6 +196,7 @@ def finalize_cmd(
                 confirm=confirm,
                 confirm_preset=confirm_preset,
                 confirm_tokens=confirm_tokens,
+                confirm_tokenizer=confirm_tokenizer,
                 seeds=tuple(range(confirm_seeds)) if confirm_seeds else None,
                 max_seeds=max_seeds,
                 ablate=ablate,
