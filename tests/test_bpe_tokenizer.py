@@ -95,20 +95,13 @@ def test_a_bpe_nano_proxy_scores_the_same_bytes_as_a_byte_proxy(tokenizer, share
         evaluate_recipe_output(run, mixture, TARGETS, preset="ngram5", tokens=1000, tokenizer=tokenizer)
 
 
-def test_a_bpe_search_fits_one_tokenizer_and_its_trials_train_with_it(shared_data, tmp_path, monkeypatch):
-    from mlflow.tracking import MlflowClient
-
-    from experiments.objective import train_and_score
-    from experiments.search_config import ProxySpec
-    from experiments.study import Search
+def _tiny_search(shared_data, proxy: dict) -> tuple:
+    """Code and medical text, one length filter, a code target: a recipe and a search space on ``proxy``."""
     from operators import recipe_from_dict
 
-    with pytest.raises(ValueError, match="needs a neural preset"):
-        ProxySpec(preset="ngram5", tokenizer="bpe")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     recipe = recipe_from_dict(
         {
-            "name": "tiny-bpe",
+            "name": "tiny",
             "sources": [
                 {"name": "code", "uri": str(shared_data / "domains" / FILES[1])},
                 {"name": "medical", "uri": str(shared_data / "domains" / FILES[2])},
@@ -120,8 +113,22 @@ def test_a_bpe_search_fits_one_tokenizer_and_its_trials_train_with_it(shared_dat
     space = {
         "params": {"steps.length_filter.min_words": {"int": [50, 400]}},
         "objective": {"targets": [{"name": "code", "source": "code", "fraction": 0.1, "max_bytes": 8000}]},
-        "proxy": {"preset": "nano", "tokens": 4096, "tokenizer": "bpe"},
+        "proxy": proxy,
     }
+    return recipe, space
+
+
+def test_a_bpe_search_fits_one_tokenizer_and_its_trials_train_with_it(shared_data, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from experiments.objective import train_and_score
+    from experiments.search_config import ProxySpec
+    from experiments.study import Search
+
+    with pytest.raises(ValueError, match="needs a neural preset"):
+        ProxySpec(preset="ngram5", tokenizer="bpe")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    recipe, space = _tiny_search(shared_data, {"preset": "nano", "tokens": 4096, "tokenizer": "bpe"})
     search = Search.create(tmp_path / "s", recipe, space, n_trials=1, pruner="none")
     config = json.loads((tmp_path / "s" / "search.json").read_text())
     fitted = BpeTokenizer.load(tmp_path / "s" / "tokenizer.json")
@@ -144,25 +151,9 @@ def test_a_count_model_search_is_confirmed_by_bpe_nano_with_its_own_tokenizer(
     from experiments.search_config import ProxySpec, SearchConfig
     from experiments.search_tokenizer import ensure_search_tokenizer
     from experiments.study import Search
-    from operators import recipe_from_dict
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    recipe = recipe_from_dict(
-        {
-            "name": "tiny-count",
-            "sources": [
-                {"name": "code", "uri": str(shared_data / "domains" / FILES[1])},
-                {"name": "medical", "uri": str(shared_data / "domains" / FILES[2])},
-            ],
-            "steps": [{"op": "length_filter", "params": {"min_words": 60}}],
-            "mixture": {"weights": {"code": 0.5, "medical": 0.5}},
-        }
-    )
-    space = {
-        "params": {"steps.length_filter.min_words": {"int": [50, 400]}},
-        "objective": {"targets": [{"name": "code", "source": "code", "fraction": 0.1, "max_bytes": 8000}]},
-        "proxy": {"preset": "ngram3", "tokens": 20000},
-    }
+    recipe, space = _tiny_search(shared_data, {"preset": "ngram3", "tokens": 20000})
     search = Search.create(tmp_path / "s", recipe, space, n_trials=1, pruner="none")
     assert search.config.confirm_proxy() == ProxySpec(preset="nano", tokens=100_000, tokenizer="bpe")
     fitted = BpeTokenizer.load(tmp_path / "s" / "tokenizer.json")

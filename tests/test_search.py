@@ -336,21 +336,29 @@ def test_a_search_json_written_before_one_target_model_still_resumes():
     assert config.objective.targets[0].max_docs is None
 
 
-def test_paired_confirmation_is_exactly_zero_against_itself_and_repeats(
-    shared_data: Path, ray_started: None, tmp_path: Path
-) -> None:
-    from experiments.confirm import run_confirm
-    from experiments.search_config import ProxySpec, SearchConfig
+def _confirm_setup(shared: Path, folder: Path):
+    """The tiny recipe and a search configuration with its prepared target, for confirmations."""
+    from experiments.search_config import SearchConfig
     from experiments.targets import prepare_targets
     from operators import load_recipe
 
-    recipe_path, space_path = _write_inputs(shared_data, tmp_path, 1)
+    recipe_path, space_path = _write_inputs(shared, folder, 1)
     recipe = load_recipe(recipe_path)
     space = yaml.safe_load(space_path.read_text())
     config = SearchConfig(
         recipe_yaml=recipe.to_yaml(), base_dir=recipe.base_dir, space=space, objective=space["objective"]
     )
-    config.targets, config.held_out_ids = prepare_targets(config.objective.targets, recipe, tmp_path / "t")
+    config.targets, config.held_out_ids = prepare_targets(config.objective.targets, recipe, folder / "t")
+    return recipe, config
+
+
+def test_paired_confirmation_is_exactly_zero_against_itself_and_repeats(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    from experiments.confirm import run_confirm
+    from experiments.search_config import ProxySpec
+
+    recipe, config = _confirm_setup(shared_data, tmp_path)
     filtered = recipe.model_copy(deep=True)
     filtered.steps[0].params = {"min_words": 300}
     recipes = {"predicted_optimal": recipe, "itself": recipe.model_copy(deep=True), "stricter": filtered}
@@ -381,17 +389,9 @@ def test_a_candidate_that_beats_the_predicted_recipe_becomes_final(
     it beyond the paired interval, so the proposal is final: gaps and ablations are taken against it."""
     from experiments.baselines import natural_mixture
     from experiments.confirm import PREDICTED, run_confirm
-    from experiments.search_config import ProxySpec, SearchConfig
-    from experiments.targets import prepare_targets
-    from operators import load_recipe
+    from experiments.search_config import ProxySpec
 
-    recipe_path, space_path = _write_inputs(shared_data, tmp_path, 1)
-    proposal = load_recipe(recipe_path)
-    space = yaml.safe_load(space_path.read_text())
-    config = SearchConfig(
-        recipe_yaml=proposal.to_yaml(), base_dir=proposal.base_dir, space=space, objective=space["objective"]
-    )
-    config.targets, config.held_out_ids = prepare_targets(config.objective.targets, proposal, tmp_path / "t")
+    proposal, config = _confirm_setup(shared_data, tmp_path)
     predicted = proposal.model_copy(deep=True)
     predicted.mixture.weights = {"code": 0.05, "legal": 0.95}
     recipes = {PREDICTED: predicted, "proposal": proposal, "natural_mixture": natural_mixture(predicted)}
@@ -399,7 +399,7 @@ def test_a_candidate_that_beats_the_predicted_recipe_becomes_final(
         tmp_path / "c",
         config,
         recipes,
-        proxy=ProxySpec(preset="nano", tokens=16384),
+        proxy=ProxySpec(preset="ngram3", tokens=20000),  # a count model: seconds, and it sees the mixture
         seeds=[0, 1],
         max_seeds=3,
         candidates=("proposal",),
@@ -411,7 +411,7 @@ def test_a_candidate_that_beats_the_predicted_recipe_becomes_final(
     assert gaps[PREDICTED].diff < 0 and all(d < 0 for d in gaps[PREDICTED].diffs)  # proposal minus predicted
     assert [g.baseline for g in result.ablations] == ["without_0_length_filter", "mixture_natural"]
     again = run_confirm(
-        tmp_path / "c", config, recipes, proxy=ProxySpec(preset="nano", tokens=16384), seeds=[0, 1], ablate=False
+        tmp_path / "c", config, recipes, proxy=ProxySpec(preset="ngram3", tokens=20000), seeds=[0, 1], ablate=False
     )  # the recorded trainings, without candidates: the predicted recipe stays final
     assert again.final == PREDICTED and {g.baseline for g in again.gaps} == {"proposal", "natural_mixture"}
 
