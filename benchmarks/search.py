@@ -14,6 +14,8 @@ mixture simplex. Every arm searches that same space at the search's default fide
   Dirichlet around the proposal's weights (``SearchSpace.around``), then TPE;
 - ``planner_cmaes``: the proposal, then CMA-ES whose search distribution starts at the proposal
   (TPE for the on/off switches).
+- ``planner_gp``: the proposal, then Optuna's Gaussian-process sampler (5 random trials first, a
+  noiseless kernel: every trial's proxy trains with one seed, so the objective is deterministic).
 
 Each arm runs ``--reps`` repetitions (sampler seeds; every proxy trains with ``PROXY_SEED``) of
 ``--trials`` trials. Reported: the best
@@ -51,6 +53,7 @@ ARMS = {
     "planner_tpe": {"sampler": "tpe", "warm_start": True},
     "planner_tpe_prior": {"sampler": "tpe", "warm_start": True, "prior_trials": PRIOR_TRIALS},
     "planner_cmaes": {"sampler": "cmaes", "warm_start": True},
+    "planner_gp": {"sampler": "gp", "warm_start": True},
 }
 PROXY_SEED = 0
 """Every trial of every arm and repetition trains its proxy with this seed, so all of them search

@@ -383,8 +383,16 @@ def make_sampler(
     S = optuna.samplers
     if name == "tpe":
         return _tpe(seed)
-    if name == "gp":
-        return S.GPSampler(seed=seed)
+    if name == "gp":  # a trial's proxy trains with one seed for the whole search: the objective is deterministic
+        with warnings.catch_warnings():  # thresholds that exist only while their step is on go to TPE
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return S.GPSampler(
+                seed=seed,
+                n_startup_trials=5,
+                deterministic_objective=True,
+                independent_sampler=_tpe(seed),
+                warn_independent_sampling=False,
+            )
     if name == "cmaes":
         if not prior:
             return S.CmaEsSampler(seed=seed, n_startup_trials=3)
