@@ -229,6 +229,7 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
         "gaps": gaps,
         "dropped_steps": final.get("dropped_steps", []),
         "seeds": confirm.get("seeds"),
+        "spearman": confirm.get("spearman"),
     }
 
 
