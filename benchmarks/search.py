@@ -60,7 +60,7 @@ PROXY_SEED = 0
 one objective function and a repetition varies only the sampler's seed (common random numbers).
 With the proxy seed varying too, the spread over repetitions mixed in the proxy's own noise (the
 same recipe scored 3.178 / 3.011 / 3.078 under seeds 0-2) and measured no sampler."""
-DEFAULT_ARM = "planner_tpe"
+DEFAULT_ARM = "planner_gp"
 """The arm the search's defaults (``SearchConfig``) correspond to."""
 
 

@@ -191,7 +191,7 @@ class StartSearch(_In):
     recipe: dict[str, Any]
     space: dict[str, Any]
     trials: int = Field(10, gt=0, le=10_000)
-    sampler: str = "tpe"
+    sampler: str = "gp"
     seed: int = 0
     labels: dict[str, str] = Field(default_factory=dict, description="MLflow tags of the search's runs")
     experiment: str = Field("dataplan", min_length=1, description="MLflow experiment of the search's runs")

@@ -65,7 +65,9 @@ def search(
         None, "--time-budget", help="stop starting trials after this long, e.g. 8h, 30m"
     ),
     sampler: str = typer.Option(
-        "tpe", "--sampler", help="tpe (multivariate), gp, cmaes (started at the proposal) or random"
+        "gp",
+        "--sampler",
+        help="gp (Gaussian process, the default), tpe (multivariate), cmaes (started at the proposal) or random",
     ),
     prior_trials: int = typer.Option(
         0, "--prior-trials", min=0, help="trials after the proposal whose mixtures are drawn around its weights"
