@@ -82,7 +82,7 @@ class ConfirmResult(BaseModel):
     tokenizer: str = "byte"
     """``bpe``: the search's BPE (``SearchConfig.tokenizer_sha256``); ``tokens`` count its tokens."""
     seeds: list[int]
-    """Every seed the predicted-optimal recipe was trained with (the initial ones and those added)."""
+    """Every seed the final recipe was compared with (the initial ones and those added)."""
     max_seeds: int
     runs: int
     """Confirm-scale trainings spent (recipes sharing a recipe id share their runs)."""
@@ -319,7 +319,8 @@ def _compare(runs: _Runs, seeds: list[int], max_seeds: int) -> tuple[list[int], 
     """Every recipe against the pivot, adding seeds (to the pivot and the undecided rivals) while a
     comparison is within noise, up to ``max_seeds``. A candidate that became the pivot is listed
     against itself too (exactly 0, as the predicted recipe against a rival with its recipe id)."""
-    rivals = [n for n in runs.recipes if n != PREDICTED or runs.pivot != PREDICTED]
+    overturned = runs.pivot != PREDICTED
+    rivals = [n for n in runs.recipes if overturned or n != PREDICTED]
     gaps = [runs.gap(n, BASELINE_VERDICTS) for n in rivals]
     while len(seeds) < max_seeds and (open_ := [g.baseline for g in gaps if g.verdict == UNDECIDED]):
         seeds = [*seeds, max(seeds) + 1]
@@ -338,15 +339,17 @@ def _ablations(runs: _Runs, final: Recipe, seeds: list[int], cap: int) -> list[G
         runs.expect(name, seeds, search_scale=False)
     for name in single:
         runs.train(name, seeds, search_scale=False)
-    table = _ablation_table(runs, {n: {"step": i} for n, (i, _) in single.items()}, seeds, cap)
+    table = rows = _ablation_table(runs, {n: {"step": i} for n, (i, _) in single.items()}, seeds, cap)
+    hurting = frozenset(g.step for g in table if g.verdict == ABLATION_VERDICTS[1])
     ablated: set[tuple[int, ...]] = set()
-    while groups := [g for g in _redundant(runs, table, final) if g not in ablated]:
-        ablated.update(groups)  # each round's groups are larger than the last's: this ends
+    while groups := [g for g in _redundant(runs, rows, final, hurting) if g not in ablated]:
+        ablated.update(groups)  # each round reads only the last round's rows, whose groups are larger: this ends
         grouped = group_recipes(final, groups)
         runs.recipes.update({n: r for n, (_, r) in grouped.items()})
         for name in grouped:
             runs.train(name, seeds, search_scale=False)
-        table += _ablation_table(runs, {n: {"steps": list(g)} for n, (g, _) in grouped.items()}, seeds, cap)
+        rows = _ablation_table(runs, {n: {"steps": list(g)} for n, (g, _) in grouped.items()}, seeds, cap)
+        table = table + rows
     return table
 
 
@@ -368,9 +371,9 @@ def _ablation_table(runs: _Runs, switched: dict[str, dict[str, Any]], seeds: lis
     return rows
 
 
-def _redundant(runs: _Runs, table: list[Gap], recipe: Recipe) -> list[tuple[int, ...]]:
-    """The groups of redundant steps, formed around each step and each group ablated so far whose
-    ablation does not hurt."""
+def _redundant(runs: _Runs, table: list[Gap], recipe: Recipe, hurting: frozenset[int]) -> list[tuple[int, ...]]:
+    """The groups of redundant steps, formed around each step or group of ``table`` whose ablation
+    does not hurt; ``hurting``: the steps that hurt alone, never made partners."""
     offset = len(exclude_held_out(recipe, runs.config.held_out_ids).steps) - len(recipe.steps)  # steps run first
     candidates = {
         (g.step,) if g.step is not None else tuple(g.steps): g.baseline
@@ -381,7 +384,6 @@ def _redundant(runs: _Runs, table: list[Gap], recipe: Recipe) -> list[tuple[int,
     recipe_ledger = runs.ledger(runs.pivot)
     if recipe_ledger is None or any(path is None for path in ledgers.values()):
         return []
-    hurting = frozenset(g.step for g in table if g.step is not None and g.verdict == ABLATION_VERDICTS[1])
     return redundancy_groups(recipe_ledger, ledgers, offset, exclude=hurting)
 
 

@@ -115,8 +115,7 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
     result: ConfirmResult | None = None
     if settings["confirm"]:
         proxy = settings["proxy"]
-        if proxy.tokenizer == "bpe":
-            ensure_search_tokenizer(search.config, search.folder)
+        ensure_search_tokenizer(search.config, search.folder, proxy)
         rivals = confirm_recipes(predicted, best, proposal, settings["baselines"])
         for method in settings["learned_baselines"]:
             folder = search.folder / "mix" / method

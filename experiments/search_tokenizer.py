@@ -14,7 +14,7 @@ from pathlib import Path
 
 from evaluators.bpe_tokenizer import DEFAULT_VOCAB, SAMPLE_BYTES, BpeTokenizer, fit_bpe, head
 from evaluators.targets import Target, source_documents
-from experiments.search_config import SearchConfig
+from experiments.search_config import ProxySpec, SearchConfig
 from operators import Recipe
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -33,10 +33,11 @@ def fit_search_tokenizer(recipe: Recipe, targets: list[Target], folder: Path) ->
     return tokenizer
 
 
-def ensure_search_tokenizer(config: SearchConfig, folder: Path) -> None:
-    """Fit the search's BPE into ``folder`` and record it in ``search.json``, unless it has one. The
-    fit is deterministic, so a search confirmed later fits the tokenizer its start would have."""
-    if config.tokenizer_file is not None:
+def ensure_search_tokenizer(config: SearchConfig, folder: Path, *proxies: ProxySpec | None) -> None:
+    """Fit the search's BPE into ``folder`` and record it in ``search.json`` when one of ``proxies``
+    (the search's, its confirmation's) trains on BPE and the search has none yet. The fit is
+    deterministic, so a search confirmed later fits the tokenizer its start would have."""
+    if config.tokenizer_file is not None or not any(p and p.tokenizer == "bpe" for p in proxies):
         return
     config.tokenizer_sha256 = fit_search_tokenizer(config.base_recipe(), config.targets, folder).sha256
     config.tokenizer_file = str(folder / TOKENIZER_FILE)

@@ -107,8 +107,7 @@ class Search:
         folder.mkdir(parents=True, exist_ok=True)
         config.targets, config.held_out_ids = prepare_targets(config.objective.targets, recipe, folder)
         config.save(folder)
-        if "bpe" in (config.proxy.tokenizer, confirm and confirm.tokenizer):
-            ensure_search_tokenizer(config, folder)  # one tokenizer for every trial and confirmation
+        ensure_search_tokenizer(config, folder, config.proxy, confirm)  # one for every trial and confirmation
         search = cls(folder)
         study = search.study()
         if config.warm_start:  # the proposal itself is trial 0, then draws around it

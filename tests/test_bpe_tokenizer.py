@@ -161,7 +161,7 @@ def test_a_count_model_search_is_confirmed_by_bpe_nano_with_its_own_tokenizer(
     # a search started before confirmations used BPE fits the same tokenizer when it is confirmed
     old = SearchConfig.model_validate({**search.config.model_dump(), "tokenizer_file": None, "tokenizer_sha256": None})
     (tmp_path / "old").mkdir()
-    ensure_search_tokenizer(old, tmp_path / "old")
+    ensure_search_tokenizer(old, tmp_path / "old", old.confirm_proxy())
     assert old.tokenizer_sha256 == fitted.sha256
     assert json.loads((tmp_path / "old" / "search.json").read_text())["tokenizer_sha256"] == fitted.sha256
 

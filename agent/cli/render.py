@@ -86,7 +86,7 @@ def render_comparisons(final: dict[str, Any]) -> None:
         f"{c['runs']} trainings",
         highlight=False,
     )
-    final_name = c.get("final", "predicted_optimal")
+    final_name = c.get("final", "predicted_optimal")  # experiments.confirm.PREDICTED, not imported at CLI start
     if final_name != "predicted_optimal":
         console.print(
             f"[bold]the confirmation overturned the prediction:[/] {final_name} beats predicted_optimal beyond the "
