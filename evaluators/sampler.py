@@ -15,7 +15,10 @@ same amount of text for every recipe.
    how often a document is drawn: document i expects ``share * w_i n_i / sum_j w_j n_j`` tokens,
    again capped at ``max_epochs`` copies per document and water-filled. Whole copies are taken
    as they are; the fractional remainder is filled by weighted sampling without replacement
-   (Efraimidis-Spirakis keys) until the source's share is met. Weight 0 never samples a document.
+   (Efraimidis-Spirakis keys) until the source's share is met: the document that crosses it is
+   kept when that lands nearer, otherwise the room left is filled by the next documents in draw
+   order that fit (so a share smaller than its first drawn document is not left empty). Weight 0
+   never samples a document.
 3. Synthetic share guard. With ``max_synthetic_share``, copies of documents whose meta says
    ``synthetic: true`` (e.g. ``llm_rephrase`` output) are removed in a seeded random order until
    they hold at most that share of the budget; the stream gets shorter, it is not refilled.
@@ -23,14 +26,19 @@ same amount of text for every recipe.
    seeded order, first copies before any repeat) are first cut into consecutive runs that follow
    its per-phase targets; each phase is shuffled on its own and the phases keep training order.
 
-Everything is seeded: the same pool, mixture, budget and seed give the same stream; each source
-draws from its own generator, so adding a source leaves the other sources' selections unchanged.
+Everything is seeded, and every random number belongs to a document: it is a hash of the seed,
+the source's name, the document's id and (for a repeat) its copy number, never of its position.
+These are common random numbers (Law & Kelton, "Simulation Modeling and Analysis", ch. 11): two
+recipes that differ by a step draw the same documents and train on them in the same order, apart
+from the documents the step removes and the ones that take their place, so a paired comparison
+measures the step and not a different random sample. The same pool, mixture, budget and seed give
+the same stream; adding a source leaves the other sources' selections unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +46,10 @@ import numpy as np
 import pyarrow.compute as pc
 
 from operators import Mixture, read_output
+
+SAMPLER_VERSION = 2
+"""The rule that draws a stream: 2 = every random number keyed by its document (1: by position).
+A proxy result measured under another version is not reused."""
 
 
 @dataclass
@@ -51,11 +63,19 @@ class SourcePool:
     synthetic: np.ndarray | None = None
     """Per document: meta says ``synthetic: true`` (None = no document is)."""
     n_tokens: np.ndarray = field(init=False)
+    id_hashes: np.ndarray = field(init=False)
+    """Per document: a 64-bit hash of the source's name and the document's id (its random numbers)."""
 
     def __post_init__(self) -> None:
         if self.synthetic is None:
             self.synthetic = np.zeros(len(self.ids), dtype=bool)
         self.n_tokens = np.fromiter((len(t.encode("utf-8")) + 1 for t in self.texts), np.int64, len(self.texts))
+        self.id_hashes = np.fromiter((_hash64(self.name, i) for i in self.ids), np.uint64, len(self.ids))
+
+    def uniforms(self, docs: np.ndarray, seed: int, purpose: str, copy: np.ndarray | int = 0) -> np.ndarray:
+        """A number in (0, 1) for each of ``docs`` (indices), fixed by the seed, the purpose, the
+        document's id and ``copy`` (which repeat of it)."""
+        return keyed_uniforms(self.id_hashes[docs], _hash64(seed, purpose), copy)
 
     @property
     def tokens(self) -> int:
@@ -154,6 +174,29 @@ class MixtureSample:
         return [texts[s][d] for s, d in self.order]
 
 
+def _hash64(*parts: object) -> int:
+    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "little")
+
+
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (Steele, Lea & Flood 2014): a bijection that scatters every input bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _MIX1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+def keyed_uniforms(hashes: np.ndarray, salt: int, copy: np.ndarray | int = 0) -> np.ndarray:
+    """Numbers in (0, 1), one per 64-bit ``hashes`` entry, fixed by it, ``salt`` and ``copy``."""
+    copies = np.asarray(copy, dtype=np.uint64)
+    x = _splitmix64(hashes.astype(np.uint64) ^ np.uint64(salt)) + (copies + np.uint64(1)) * _GOLDEN
+    return ((_splitmix64(x) >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+
+
 def water_fill(budget: float, weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
     """Split ``budget`` in proportion to ``weights`` without exceeding ``caps``; excess is re-split."""
     alloc = np.zeros(len(weights))
@@ -178,9 +221,8 @@ def sample_mixture(pools: dict[str, SourcePool], mixture: Mixture, total_tokens:
     caps = mixture.max_epochs * usable
     schedule = mixture.schedule()
     weights, targets, capped = _phase_targets(pools, names, schedule, caps, total_tokens)
-    rngs = [np.random.default_rng([seed, zlib.crc32(name.encode())]) for name in names]
     all_copies = [
-        _document_copies(pools[name], targets[:, s].sum(), mixture.max_epochs, rngs[s]) for s, name in enumerate(names)
+        _document_copies(pools[name], targets[:, s].sum(), mixture.max_epochs, seed) for s, name in enumerate(names)
     ]
     if mixture.max_synthetic_share is not None:
         _cap_synthetic(pools, names, all_copies, mixture.max_synthetic_share * total_tokens, seed)
@@ -199,11 +241,11 @@ def sample_mixture(pools: dict[str, SourcePool], mixture: Mixture, total_tokens:
             capped=bool(capped[s]),
         )
     if len(schedule) == 1:
-        order = _copies_order(all_copies)
-        order = order[np.random.default_rng([seed, 0x5EED]).permutation(len(order))]
+        order, keys = _copies_order(pools, names, all_copies, seed)
+        order = order[np.argsort(keys, kind="stable")]
         phases = [PhaseStats(1.0, {n: st.target_tokens for n, st in stats.items()}, {}, len(order))]
     else:
-        order, phases = _phase_order(pools, names, schedule, targets, all_copies, rngs, seed)
+        order, phases = _phase_order(pools, names, schedule, targets, all_copies, seed)
     for phase in phases:
         phase.tokens = _tokens_by_source(pools, names, order[phase.start : phase.end])
     return MixtureSample(names, order, stats, sum(st.tokens for st in stats.values()), total_tokens, phases)
@@ -241,13 +283,25 @@ def _phase_targets(
     return weights, targets, capped
 
 
-def _copies_order(all_copies: list[np.ndarray]) -> np.ndarray:
-    """(source index, document index) rows: each source's documents in order, repeated by their copies."""
-    parts = []
+def _copies_order(
+    pools: dict[str, SourcePool], names: list[str], all_copies: list[np.ndarray], seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(source index, document index) rows, each source's documents repeated by their copies, and
+    each row's place in the shuffled stream (a number fixed by its document and copy)."""
+    parts, keys = [], []
     for s, copies in enumerate(all_copies):
-        docs = np.repeat(np.arange(len(copies)), copies)
+        docs, copy = _copies(copies)
         parts.append(np.stack([np.full(len(docs), s), docs], axis=1))
-    return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
+        keys.append(pools[names[s]].uniforms(docs, seed, "order", copy))
+    if not parts:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+    return np.concatenate(parts), np.concatenate(keys)
+
+
+def _copies(copies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each document index repeated by its copies, and which copy each entry is (0 = the first)."""
+    docs = np.repeat(np.arange(len(copies)), copies)
+    return docs, np.arange(len(docs)) - np.repeat(np.cumsum(copies) - copies, copies)
 
 
 def _phase_order(
@@ -256,7 +310,6 @@ def _phase_order(
     schedule: list[tuple[float, dict[str, float] | None]],
     targets: np.ndarray,
     all_copies: list[np.ndarray],
-    rngs: list[np.random.Generator],
     seed: int,
 ) -> tuple[np.ndarray, list[PhaseStats]]:
     """The stream of a schedule: each source's copies, first copies first (a document repeats only
@@ -264,11 +317,12 @@ def _phase_order(
     runs whose tokens follow the source's per-phase targets; each phase is shuffled on its own and
     the phases follow each other in training order."""
     runs: list[list[np.ndarray]] = [[] for _ in schedule]
+    keys: list[list[np.ndarray]] = [[] for _ in schedule]
     for s, name in enumerate(names):
-        copies = all_copies[s]
-        docs = np.repeat(np.arange(len(copies)), copies)
-        epoch = np.arange(len(docs)) - np.repeat(np.cumsum(copies) - copies, copies)  # 0 for a first copy
-        docs = docs[np.lexsort((rngs[s].random(len(docs)), epoch))]
+        docs, epoch = _copies(all_copies[s])
+        key = pools[name].uniforms(docs, seed, "order", epoch)
+        ranked = np.lexsort((pools[name].uniforms(docs, seed, "phase", epoch), epoch))
+        docs, key = docs[ranked], key[ranked]
         lengths = pools[name].n_tokens[docs]
         middle = np.cumsum(lengths) - lengths / 2
         share = np.cumsum(targets[:, s]) / max(targets[:, s].sum(), 1e-9)
@@ -276,10 +330,11 @@ def _phase_order(
         for k in range(len(schedule)):
             picked = docs[phase_of == k]
             runs[k].append(np.stack([np.full(len(picked), s), picked], axis=1))
+            keys[k].append(key[phase_of == k])
     parts, phases, start = [], [], 0
     for k, (end, _) in enumerate(schedule):
         part = np.concatenate(runs[k]) if runs[k] else np.zeros((0, 2), dtype=np.int64)
-        parts.append(part[np.random.default_rng([seed, 0x5EED, k]).permutation(len(part))])
+        parts.append(part[np.argsort(np.concatenate(keys[k]) if keys[k] else np.zeros(0), kind="stable")])
         phases.append(
             PhaseStats(end, {n: round(targets[k, s]) for s, n in enumerate(names)}, {}, start + len(part), start)
         )
@@ -295,21 +350,22 @@ def _cap_synthetic(
     pools: dict[str, SourcePool], names: list[str], copies: list[np.ndarray], cap: float, seed: int
 ) -> None:
     """Remove copies of synthetic documents (seeded random order) until they hold <= ``cap`` tokens."""
-    source_of, doc_of = [], []
+    source_of, doc_of, key_of = [], [], []
     for s, name in enumerate(names):
-        docs = np.flatnonzero(pools[name].synthetic)
-        doc_of.append(np.repeat(docs, copies[s][docs]))  # one entry per copy in the stream
-        source_of.append(np.full(len(doc_of[-1]), s))
-    sources, docs = np.concatenate(source_of), np.concatenate(doc_of)
-    shuffled = np.random.default_rng([seed, 0x5717]).permutation(len(docs))
-    sources, docs = sources[shuffled], docs[shuffled]
+        synthetic = np.flatnonzero(pools[name].synthetic)
+        docs, copy = _copies(copies[s][synthetic])  # one entry per copy in the stream
+        doc_of.append(synthetic[docs])
+        source_of.append(np.full(len(docs), s))
+        key_of.append(pools[name].uniforms(synthetic[docs], seed, "synthetic", copy))
+    shuffled = np.argsort(np.concatenate(key_of), kind="stable")
+    sources, docs = np.concatenate(source_of)[shuffled], np.concatenate(doc_of)[shuffled]
     tokens = np.array([pools[names[s]].n_tokens[d] for s, d in zip(sources, docs, strict=True)], dtype=np.int64)
     kept = int(np.searchsorted(np.cumsum(tokens), cap, side="right"))
     for s, d in zip(sources[kept:], docs[kept:], strict=True):
         copies[s][d] -= 1
 
 
-def _document_copies(pool: SourcePool, target: float, max_epochs: float, rng: np.random.Generator) -> np.ndarray:
+def _document_copies(pool: SourcePool, target: float, max_epochs: float, seed: int) -> np.ndarray:
     """How many times each document of ``pool`` enters the stream so that its tokens meet ``target``."""
     n = pool.n_tokens.astype(np.float64)
     expected = water_fill(target, pool.weights * n, max_epochs * n * (pool.weights > 0)) / n
@@ -320,13 +376,22 @@ def _document_copies(pool: SourcePool, target: float, max_epochs: float, rng: np
     if remainder <= 0 or not len(candidates):
         return copies
     # Efraimidis-Spirakis: key = log(u) / p, largest keys first = weighted sampling without replacement
-    keys = np.log(rng.random(len(candidates))) / frac[candidates]
+    keys = np.log(pool.uniforms(candidates, seed, "draw")) / frac[candidates]
     ranked = candidates[np.argsort(-keys, kind="stable")]
     cumulative = np.cumsum(pool.n_tokens[ranked])
     cut = int(np.searchsorted(cumulative, remainder))  # the document whose tokens reach the target
-    take = cut
+    copies[ranked[:cut]] += 1
     if cut < len(ranked):
-        before = cumulative[cut - 1] if cut else 0
-        take += int(cumulative[cut] - remainder < remainder - before)  # keep it if that lands nearer
-    copies[ranked[:take]] += 1
+        room = remainder - (cumulative[cut - 1] if cut else 0)
+        if pool.n_tokens[ranked[cut]] - room < room:  # keep it if that lands nearer
+            copies[ranked[cut]] += 1
+        else:  # or fill the room with the next documents, in draw order, that fit in it
+            fits = ranked[cut + 1 :][pool.n_tokens[ranked[cut + 1 :]] <= room]
+            smallest = pool.n_tokens[fits].min() if len(fits) else room + 1
+            for doc in fits:
+                if room < smallest:
+                    break
+                if pool.n_tokens[doc] <= room:
+                    copies[doc] += 1
+                    room -= pool.n_tokens[doc]
     return copies

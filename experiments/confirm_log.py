@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from evaluators.sampler import SAMPLER_VERSION
 from experiments.search_config import SearchConfig
 
 RECORD = "confirmations.jsonl"
@@ -33,8 +34,9 @@ def setup_fingerprint(config: SearchConfig) -> str:
     setup = config.model_dump(
         mode="json", include={"proxy": proxy, "targets": True, "held_out_ids": True, "objective": True}
     )
-    if config.proxy.tokenizer == "bpe":  # byte setups keep the fingerprint they had before BPE
+    if config.proxy.tokenizer == "bpe":
         setup["proxy"]["tokenizer"] = config.tokenizer_sha256
+    setup["sampler"] = SAMPLER_VERSION  # a training drawn by another rule saw other documents
     return hashlib.sha256(json.dumps(setup, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -9,7 +9,7 @@ import pytest
 from proxy_helpers import domains_run, read_jsonl, write_source
 
 from evaluators.packing import pack
-from evaluators.sampler import load_pools, sample_mixture, water_fill
+from evaluators.sampler import SourcePool, load_pools, sample_mixture, water_fill
 from evaluators.tokenizer import EOT, EOT_ID, PAD_ID, decode, encode, encode_document, hf_tokenizer, save_tokenizer
 from operators import Mixture
 
@@ -90,6 +90,29 @@ def test_sampler_is_deterministic_and_meets_the_budget(run_dir):
     # a source added to the pool leaves the other sources' draws unchanged
     two = {k: pools[k] for k in ("code", "books")}
     assert sample_mixture(two, mixture, 300_000, seed=7).stats["code"].tokens == a.stats["code"].tokens
+
+
+def test_a_recipe_that_drops_documents_trains_on_the_same_others_in_the_same_order(run_dir):
+    """Common random numbers: the draw and the order are keyed by document id, so a step that removes
+    documents changes the stream only by those documents and the ones that take their place."""
+    pools = load_pools(run_dir)
+    mixture = Mixture(weights={"code": 0.6, "books": 0.4})
+    full = sample_mixture(pools, mixture, 300_000, seed=7)
+    stream = [(full.sources[s], pools[full.sources[s]].ids[d]) for s, d in full.order]
+    dropped = {doc for source, doc in stream if source == "code"}
+    dropped = set(sorted(dropped)[::5])  # a fifth of the code documents the stream holds
+    code = pools["code"]
+    keep = ~np.isin(code.ids, np.array(sorted(dropped), dtype=object))
+    smaller = {**pools, "code": SourcePool("code", code.ids[keep], code.texts[keep], code.weights[keep])}
+    cut = sample_mixture(smaller, mixture, 300_000, seed=7)
+    after = [(cut.sources[s], smaller[cut.sources[s]].ids[d]) for s, d in cut.order]
+    kept = [item for item in stream if item[1] not in dropped]
+    assert len(dropped) == 10 and set(kept) <= set(after)  # every document not dropped is drawn again
+    assert [item for item in after if item in set(kept)] == kept  # ... in the same order
+    taking_over = [item for item in after if item not in set(kept)]
+    assert {source for source, _ in taking_over} == {"code"} and len(taking_over) == 4
+    books = [item for item in stream if item[0] == "books"]
+    assert [item for item in after if item[0] == "books"] == books  # books is untouched
 
 
 def test_max_epochs_caps_a_small_source_and_the_rest_goes_elsewhere(run_dir):
