@@ -70,12 +70,12 @@ class SourcePool:
         if self.synthetic is None:
             self.synthetic = np.zeros(len(self.ids), dtype=bool)
         self.n_tokens = np.fromiter((len(t.encode("utf-8")) + 1 for t in self.texts), np.int64, len(self.texts))
-        self.id_hashes = np.fromiter((_hash64(self.name, i) for i in self.ids), np.uint64, len(self.ids))
+        self.id_hashes = np.fromiter((_hash64(self.name, str(i)) for i in self.ids), np.uint64, len(self.ids))
 
     def uniforms(self, docs: np.ndarray, seed: int, purpose: str, copy: np.ndarray | int = 0) -> np.ndarray:
         """A number in (0, 1) for each of ``docs`` (indices), fixed by the seed, the purpose, the
         document's id and ``copy`` (which repeat of it)."""
-        return keyed_uniforms(self.id_hashes[docs], _hash64(seed, purpose), copy)
+        return keyed_uniforms(self.id_hashes[docs], _hash64(int(seed), purpose), copy)
 
     @property
     def tokens(self) -> int:
