@@ -50,6 +50,17 @@ def test_dsir_selects_the_target_like_domain(shared_data, ray_started, tmp_path)
     assert (summed["medical"], summed["legal"], summed["code"]) == (345, 79, 57)
 
 
+def test_dsir_after_a_filter_that_dropped_every_document_selects_nothing(shared_data, ray_started, tmp_path):
+    # a 100 000-word minimum drops every document of the pool: DSIR gets none and keeps none
+    steps = [
+        {"op": "length_filter", "sources": list(POOL), "params": {"min_words": 100_000}},
+        {"op": "dsir_select", "sources": list(POOL), "params": {"target": "target", "keep_fraction": 0.3}},
+    ]
+    manifest = _run(shared_data, tmp_path / "empty", steps, {"target": "domains/medical_medquad.jsonl"})
+    assert _kept_by_source(tmp_path / "empty") == Counter({"target": 288})
+    assert all(manifest.sources[s]["kept"] == 0 for s in POOL)
+
+
 def test_dsir_refuses_an_unknown_target_source(shared_data, ray_started, tmp_path):
     with pytest.raises(RecipeError, match="not among the recipe's sources"):
         _run(shared_data, tmp_path / "bad", [{"op": "dsir_select", "params": {"target": "nope"}}])

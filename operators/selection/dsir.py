@@ -122,8 +122,9 @@ class DsirSelect(GlobalOperator):
             batch_format="numpy",
             zero_copy_batch=False,
         ).materialize()
-        keys = np.concatenate(
+        keys = np.concatenate(  # none when earlier steps dropped every document of the step's sources
             [b["_dsir_key"] for b in scored.select_columns(["_dsir_key"]).iter_batches(batch_format="numpy")]
+            or [np.zeros(0)]
         )
         k = max(1, round(p.keep_fraction * len(keys))) if len(keys) else 0
         threshold = np.sort(keys)[-k] if k else np.inf
