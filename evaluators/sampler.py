@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -63,19 +64,22 @@ class SourcePool:
     synthetic: np.ndarray | None = None
     """Per document: meta says ``synthetic: true`` (None = no document is)."""
     n_tokens: np.ndarray = field(init=False)
-    id_hashes: np.ndarray = field(init=False)
-    """Per document: a 64-bit hash of the source's name and the document's id (its random numbers)."""
 
     def __post_init__(self) -> None:
         if self.synthetic is None:
             self.synthetic = np.zeros(len(self.ids), dtype=bool)
         self.n_tokens = np.fromiter((len(t.encode("utf-8")) + 1 for t in self.texts), np.int64, len(self.texts))
-        self.id_hashes = np.fromiter((_hash64(self.name, str(i)) for i in self.ids), np.uint64, len(self.ids))
+
+    @cached_property
+    def id_hashes(self) -> np.ndarray:
+        """Per document: a 64-bit hash of the source's name and the document's id (its random numbers;
+        about 1.3 s per million documents, so only for a source the stream draws from)."""
+        return np.fromiter((_hash64(self.name, str(i)) for i in self.ids), np.uint64, len(self.ids))
 
     def uniforms(self, docs: np.ndarray, seed: int, purpose: str, copy: np.ndarray | int = 0) -> np.ndarray:
         """A number in (0, 1) for each of ``docs`` (indices), fixed by the seed, the purpose, the
         document's id and ``copy`` (which repeat of it)."""
-        return keyed_uniforms(self.id_hashes[docs], _hash64(int(seed), purpose), copy)
+        return _keyed_uniforms(self.id_hashes[docs], _hash64(int(seed), purpose), copy)
 
     @property
     def tokens(self) -> int:
@@ -190,7 +194,7 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def keyed_uniforms(hashes: np.ndarray, salt: int, copy: np.ndarray | int = 0) -> np.ndarray:
+def _keyed_uniforms(hashes: np.ndarray, salt: int, copy: np.ndarray | int = 0) -> np.ndarray:
     """Numbers in (0, 1), one per 64-bit ``hashes`` entry, fixed by it, ``salt`` and ``copy``."""
     copies = np.asarray(copy, dtype=np.uint64)
     x = _splitmix64(hashes.astype(np.uint64) ^ np.uint64(salt)) + (copies + np.uint64(1)) * _GOLDEN
@@ -241,8 +245,7 @@ def sample_mixture(pools: dict[str, SourcePool], mixture: Mixture, total_tokens:
             capped=bool(capped[s]),
         )
     if len(schedule) == 1:
-        order, keys = _copies_order(pools, names, all_copies, seed)
-        order = order[np.argsort(keys, kind="stable")]
+        order = _shuffled_copies(pools, names, all_copies, seed)
         phases = [PhaseStats(1.0, {n: st.target_tokens for n, st in stats.items()}, {}, len(order))]
     else:
         order, phases = _phase_order(pools, names, schedule, targets, all_copies, seed)
@@ -283,19 +286,19 @@ def _phase_targets(
     return weights, targets, capped
 
 
-def _copies_order(
+def _shuffled_copies(
     pools: dict[str, SourcePool], names: list[str], all_copies: list[np.ndarray], seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(source index, document index) rows, each source's documents repeated by their copies, and
-    each row's place in the shuffled stream (a number fixed by its document and copy)."""
+) -> np.ndarray:
+    """(source index, document index) rows, each source's documents repeated by their copies, in the
+    stream's order: each row's place is a number fixed by its document and copy."""
     parts, keys = [], []
     for s, copies in enumerate(all_copies):
         docs, copy = _copies(copies)
         parts.append(np.stack([np.full(len(docs), s), docs], axis=1))
         keys.append(pools[names[s]].uniforms(docs, seed, "order", copy))
     if not parts:
-        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
-    return np.concatenate(parts), np.concatenate(keys)
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.concatenate(parts)[np.argsort(np.concatenate(keys), kind="stable")]
 
 
 def _copies(copies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -386,7 +389,8 @@ def _document_copies(pool: SourcePool, target: float, max_epochs: float, seed: i
         if pool.n_tokens[ranked[cut]] - room < room:  # keep it if that lands nearer
             copies[ranked[cut]] += 1
         else:  # or fill the room with the next documents, in draw order, that fit in it
-            fits = ranked[cut + 1 :][pool.n_tokens[ranked[cut + 1 :]] <= room]
+            rest = ranked[cut + 1 :]
+            fits = rest[pool.n_tokens[rest] <= room]
             smallest = pool.n_tokens[fits].min() if len(fits) else room + 1
             for doc in fits:
                 if room < smallest:

@@ -135,7 +135,7 @@ class SearchConfig(BaseModel):
     sampler: Literal["tpe", "gp", "cmaes", "random"] = Field(
         "gp",
         description="gp: Optuna's Gaussian-process sampler, the best of benchmarks/search.py after 20 trials at "
-        "both task scales; tpe stayed within twice random's spread at one of them",
+        "scale 0.5 (see the README's search section for both scales and both samplers)",
     )
     pruner: Literal["hyperband", "halving", "none"] = "hyperband"
     seed: int = 0
