@@ -35,6 +35,7 @@ from experiments.search_config import SearchConfig
 from experiments.search_tokenizer import ensure_search_tokenizer
 from experiments.targets import prepare_targets
 from experiments.tracking import flat_params, mlflow_client, numeric, write_ahead_log
+from experiments.warped_gp import WarpedGPSampler
 from experiments.weights import WEIGHT_PREFIX, normalised, readable_params, realised_shares, trial_weights
 from operators import Recipe, RecipeError
 
@@ -385,7 +386,7 @@ def make_sampler(
     if name == "gp":  # a trial's proxy trains with one seed for the whole search: the objective is deterministic
         with warnings.catch_warnings():  # thresholds that exist only while their step is on go to TPE
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return S.GPSampler(
+            return WarpedGPSampler(
                 seed=seed,
                 n_startup_trials=5,
                 deterministic_objective=True,
