@@ -23,10 +23,11 @@ marked source, ``web`` or ``generic``, in its id):
   (the proposal with the others off), remove at least ``MIN_KIND_SHARE`` of the marked source's
   documents of some junk kind, and whose drops are at least ``MIN_JUNK_SHARE`` junk (read from the
   ledger);
-- the *recovered* steps: enabled in the final (recommended) recipe and shown to help by its
-  ablation (the paired interval of "recipe minus recipe without the step" below zero), alone or,
-  for steps that stand in for each other, as one of a group ablated together
-  (``experiments.redundancy``);
+- the *recovered* steps: filter, dedup and selection steps enabled in the final (recommended)
+  recipe and shown to help by its ablation (the paired interval of "recipe minus recipe without the
+  step" below zero), alone or, for steps that stand in for each other, by doing the work of a group
+  ablated together (``experiments.redundancy``): the group helps, and so does the step kept on alone
+  with the rest of the group off (``experiments.confirm``'s ``only_<step>_of_<group>`` rows);
 - ``recall`` = junk-removing steps recovered / junk-removing steps; ``precision`` = recovered
   steps that are junk-removing / recovered steps;
 - ``kind_recall`` = injected junk kinds that some recovered step removes (at least
@@ -189,11 +190,14 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
     needed = junk_removing(proposal, task, spec, work / "alone")
     recommended = load_recipe(final["recommended_recipe"])
     ablation = {g["step"]: g for g in confirm["ablations"] if g.get("step") is not None}
-    helping_groups = [g["steps"] for g in confirm["ablations"] if g.get("steps") and g["verdict"] == "helps"]
+    doing = {}  # step -> the first helping group whose work it does alone (``only_<i>_of_<group>`` helps)
+    for g in confirm["ablations"]:
+        if g.get("kept") is not None and g["verdict"] == "helps":
+            doing.setdefault(g["kept"], g["steps"])
     recovered = {
-        i: "helps" if ablation[i]["verdict"] == "helps" else f"helps with {next(g for g in helping_groups if i in g)}"
+        i: "helps" if ablation[i]["verdict"] == "helps" else f"does the work of group {doing[i]} alone"
         for i, step in enumerate(recommended.steps)
-        if step.enabled and i in ablation and (ablation[i]["verdict"] == "helps" or any(i in g for g in helping_groups))
+        if step.enabled and switchable(step.op) and i in ablation and (ablation[i]["verdict"] == "helps" or i in doing)
     }
     hits = sorted(set(recovered) & set(needed))
     injected = [k for k, n in task[spec.source]["documents"].items() if k in spec.junk and n]
@@ -213,7 +217,12 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
         "group_ablation": {
             "-".join(map(str, g["steps"])): {k: g[k] for k in ("diff", "ci95", "verdict")}
             for g in confirm["ablations"]
-            if g.get("steps")
+            if g.get("steps") and g.get("kept") is None
+        },
+        "group_members": {
+            f"{g['kept']} of {'-'.join(map(str, g['steps']))}": {k: g[k] for k in ("diff", "ci95", "verdict")}
+            for g in confirm["ablations"]
+            if g.get("kept") is not None
         },
         "hits": len(hits),
         "needed": len(needed),

@@ -11,7 +11,9 @@ are added one at a time up to ``max_seeds``. Ablations retrain the recipe with e
 switched off; a step whose removal lowers bits per byte beyond the interval hurts. Steps whose
 drops other steps would make anyway (``experiments.redundancy``) are also ablated together, so that
 two filters removing the same junk are credited jointly where neither shows an effect alone; a
-group grows while yet another step takes over what it drops. The search ranked its recipes at its
+group grows while yet another step takes over what it drops. In a group that helps, each member is
+then kept on with the rest of the group off: a member is credited with the group's effect only when
+it does part of that work alone. The search ranked its recipes at its
 cheaper scale: when one of its other recipes (the best observed trial, the proposal) beats the
 predicted one beyond the paired interval here, that one is the final recipe, and every comparison
 and the ablation are taken against it.
@@ -41,6 +43,8 @@ from operators import Recipe
 PREDICTED = "predicted_optimal"
 ABLATED = "without_"
 """Name prefix of an ablation: ``without_<step index>_<op>``."""
+KEPT = "only_"
+"""Name prefix of a group member's row: ``only_<step index>_<op>_of_<group's step indices>``."""
 
 
 class RecipeScore(BaseModel):
@@ -71,6 +75,10 @@ class Gap(BaseModel):
     """For a step's ablation: the index of the step switched off."""
     steps: list[int] | None = None
     """For a grouped ablation: the indices of the redundant steps switched off together."""
+    kept: int | None = None
+    """For a member of a group that helps: the step kept on while the rest of ``steps`` is off. Then
+    ``diff`` is the recipe without the rest minus the recipe without the whole group (negative = the
+    step alone does part of the group's work, so it is credited with the group's effect)."""
 
 
 class ConfirmResult(BaseModel):
@@ -244,12 +252,14 @@ class _Runs:
             bpb={k: float(np.mean([self.bpb[rid][s][k] for s in seeds])) for k in first},
         )
 
-    def gap(self, name: str, verdicts: tuple[str, str, str]) -> Gap:
-        ours, other = (self.values[self.recipes[n].recipe_id()] for n in (self.pivot, name))
+    def gap(self, name: str, verdicts: tuple[str, str, str], against: str | None = None) -> Gap:
+        """``against`` (default: the pivot) minus ``name``, paired by seed."""
+        against = against or self.pivot
+        ours, other = (self.values[self.recipes[n].recipe_id()] for n in (against, name))
         seeds = sorted(set(ours) & set(other))
         diffs = [ours[s] - other[s] for s in seeds]
         lo, hi = paired_ci(diffs)
-        same = self.recipes[name].recipe_id() == self.recipes[self.pivot].recipe_id()
+        same = self.recipes[name].recipe_id() == self.recipes[against].recipe_id()
         verdict = "same recipe" if same else verdicts[0] if hi < 0 else verdicts[1] if lo > 0 else verdicts[2]
         return Gap(baseline=name, diff=float(np.mean(diffs)), ci95=(lo, hi), verdict=verdict, seeds=seeds, diffs=diffs)
 
@@ -350,7 +360,27 @@ def _ablations(runs: _Runs, final: Recipe, seeds: list[int], cap: int) -> list[G
             runs.train(name, seeds, search_scale=False)
         rows = _ablation_table(runs, {n: {"steps": list(g)} for n, (g, _) in grouped.items()}, seeds, cap)
         table = table + rows
-    return table
+    return table + _members(runs, final, [g for g in table if g.steps and g.verdict == ABLATION_VERDICTS[0]])
+
+
+def _members(runs: _Runs, final: Recipe, groups: list[Gap]) -> list[Gap]:
+    """Which members of each helping group do its work: per member, the recipe with the rest of the
+    group off against the recipe with all of it off, at the group's seeds. A group is formed around
+    a step that helps alone, and its effect says nothing of a partner that removes nothing the
+    group's work needs: length and C4 quality off together help as much as C4 quality off alone."""
+    rows = []
+    for group in groups:
+        for kept in group.steps:
+            rest = tuple(i for i in group.steps if i != kept)
+            name = f"{ABLATED}{rest[0]}_{final.steps[rest[0]].op}"
+            if len(rest) > 1:
+                ((name, (_, recipe)),) = group_recipes(final, [rest]).items()
+                runs.recipes[name] = recipe
+            runs.train(name, group.seeds, search_scale=False)
+            row = runs.gap(group.baseline, ABLATION_VERDICTS, against=name)
+            label = f"{KEPT}{kept}_{final.steps[kept].op}_of_{'-'.join(map(str, group.steps))}"
+            rows.append(row.model_copy(update={"baseline": label, "steps": group.steps, "kept": kept}))
+    return rows
 
 
 def _ablation_table(runs: _Runs, switched: dict[str, dict[str, Any]], seeds: list[int], max_seeds: int) -> list[Gap]:
@@ -398,10 +428,10 @@ CONFIRMED = 7
 
 
 def confirm_cost(tokens: int, steps: int, seeds: int, max_seeds: int) -> float:
-    """Training tokens a confirmation may spend at most: every recipe and ablation (one per step and
-    at most one group per step) with ``seeds`` seeds, then each again for every seed added while it
-    is undecided (recipes sharing an id cost less)."""
-    return float((CONFIRMED + 2 * steps) * max(seeds, max_seeds) * tokens)
+    """Training tokens a confirmation may spend at most: every recipe and ablation (one per step, at
+    most one group per step and, in a group that helps, one per member kept on) with ``seeds`` seeds,
+    then each again for every seed added while it is undecided (recipes sharing an id cost less)."""
+    return float((CONFIRMED + 3 * steps) * max(seeds, max_seeds) * tokens)
 
 
 def hurting_steps(result: ConfirmResult) -> list[int]:

@@ -214,7 +214,9 @@ def _ablation_section(c: ConfirmResult, dropped_steps: list[str]) -> list[str]:
         "natural), paired by seed: a negative effect lowers bits per byte, so the step helps. Rows "
         "naming several steps (`without_2-6_...`) switch off together steps whose drops the others "
         "would mostly make anyway (read from the ablations' ledgers): redundant steps show no effect "
-        "alone, so they are judged as a group. Only a step that hurts alone is dropped.",
+        "alone, so they are judged as a group. Rows `only_<step>_of_<group>` keep that one step on with "
+        "the rest of a helping group off, against the whole group off: a negative effect means the step "
+        "does part of the group's work alone. Only a step that hurts alone is dropped.",
         "",
         "| step | effect on target bpb | 95% CI | seeds | verdict |",
         "|---|---|---|---|---|",

@@ -123,3 +123,66 @@ def test_confirmation_ablates_a_redundant_group_together(shared_data: Path, ray_
     group = rows["without_0-1_length_filter-gopher_quality"]
     assert group.steps == [0, 1] and group.step is None and len(group.diffs) == 2
     assert group.diff == pytest.approx(sum(group.diffs) / 2)
+
+
+def test_a_helping_group_credits_the_member_that_does_its_work_and_not_its_partner(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    """Step 0 drops every license text, so code, the target's source, gets the whole stream. Step 1
+    (license texts under 3,000 words) catches 93 % of them when step 0 is off, which makes the two a
+    group; but the 34 long ones it leaves still fill legal's half of the stream. The group helps, and
+    only step 0 does its work: kept on alone it helps as much as the recipe, step 1 alone does not."""
+    from agent.cli.render import _ablated
+    from experiments.confirm import PREDICTED, run_confirm
+    from experiments.search_config import ProxySpec
+    from experiments.study import Search
+    from operators import recipe_from_dict
+
+    recipe = recipe_from_dict(
+        {
+            "name": "members",
+            "sources": [
+                {"name": "legal", "uri": str(shared_data / "domains/legal_spdx_license_texts.jsonl")},
+                {"name": "code", "uri": str(shared_data / "domains/code_python_thealgorithms.jsonl")},
+            ],
+            "steps": [
+                {"op": "length_filter", "params": {"max_words": 40}, "sources": ["legal"]},
+                {"op": "length_filter", "params": {"min_words": 3000}, "sources": ["legal"]},
+            ],
+            "mixture": {"weights": {"legal": 0.5, "code": 0.5}, "max_epochs": 4},
+        }
+    )
+    space = {
+        "params": {"mixture.weights": "simplex"},
+        "objective": {"targets": [{"name": "code_heldout", "source": "code", "fraction": 0.1, "max_bytes": 20000}]},
+        "proxy": {"preset": "ngram3", "tokens": 150000},
+    }
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        search = Search.create(tmp_path / "s", recipe, space, n_trials=1)
+        result = run_confirm(
+            search.folder,
+            search.config,
+            {PREDICTED: search.base},
+            proxy=ProxySpec(preset="ngram3", tokens=150000),
+            seeds=[0, 1],
+            max_seeds=4,
+        )
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    rows = {g.baseline: g for g in result.ablations}
+    group, first, partner = (
+        rows[n]
+        for n in (
+            "without_0-1_length_filter-length_filter",
+            "only_0_length_filter_of_0-1",
+            "only_1_length_filter_of_0-1",
+        )
+    )
+    assert rows["without_1_length_filter"].diffs == [0.0, 0.0]  # step 0 left it nothing to drop
+    assert group.verdict == first.verdict == "helps" and (first.kept, first.steps) == (0, [0, 1])
+    assert first.diffs == group.diffs  # step 1 off changes nothing while step 0 runs
+    assert partner.verdict == "no measurable effect" and partner.kept == 1
+    alone = dict(zip(rows["without_0_length_filter"].seeds, rows["without_0_length_filter"].diffs, strict=True))
+    assert partner.diffs == pytest.approx([g - alone[s] for s, g in zip(group.seeds, group.diffs, strict=True)])
+    assert _ablated(partner.model_dump()) == "1 length_filter alone of 0-1"
