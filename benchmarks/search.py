@@ -14,8 +14,9 @@ mixture simplex. Every arm searches that same space at the search's default fide
   Dirichlet around the proposal's weights (``SearchSpace.around``), then TPE;
 - ``planner_cmaes``: the proposal, then CMA-ES whose search distribution starts at the proposal
   (TPE for the on/off switches).
-- ``planner_gp``: the proposal, then Optuna's Gaussian-process sampler (5 random trials first, a
-  noiseless kernel: every trial's proxy trains with one seed, so the objective is deterministic).
+- ``planner_gp``: the proposal, then Optuna's Gaussian-process sampler fitted on the Gaussian
+  copula of the values (``experiments.warped_gp``; 5 random trials first, a noiseless kernel: every
+  trial's proxy trains with one seed, so the objective is deterministic).
 
 Each arm runs ``--reps`` repetitions (sampler seeds; every proxy trains with ``PROXY_SEED``) of
 ``--trials`` trials. Reported: the best

@@ -134,8 +134,8 @@ class SearchConfig(BaseModel):
     proxy: ProxySpec = Field(default_factory=ProxySpec)
     sampler: Literal["tpe", "gp", "cmaes", "random"] = Field(
         "gp",
-        description="gp: Optuna's Gaussian-process sampler, the best of benchmarks/search.py after 20 trials at "
-        "scale 0.5 (see the README's search section for both scales and both samplers)",
+        description="gp: Optuna's Gaussian-process sampler fitted on the ranks of the trial values "
+        "(experiments.warped_gp), the best of benchmarks/search.py after 20 trials (see the README's search section)",
     )
     pruner: Literal["hyperband", "halving", "none"] = "hyperband"
     seed: int = 0

@@ -27,7 +27,14 @@ NO_GOPHER_RULES = dict.fromkeys(
 )
 
 
-def _recipe(shared: Path):
+DEFAULT_STEPS = [
+    {"op": "length_filter", "params": {"min_words": 300}},
+    {"op": "gopher_quality", "params": {"min_words": 200, **NO_GOPHER_RULES}},
+    {"op": "length_filter", "params": {"max_words": 3000}},
+]
+
+
+def _recipe(shared: Path, steps: list[dict] = DEFAULT_STEPS):
     from operators import recipe_from_dict
 
     legal = str(shared / "domains/legal_spdx_license_texts.jsonl")
@@ -36,14 +43,38 @@ def _recipe(shared: Path):
         {
             "name": "redundant",
             "sources": [{"name": "legal", "uri": legal}, {"name": "code", "uri": code}],
-            "steps": [
-                {"op": "length_filter", "params": {"min_words": 300}},
-                {"op": "gopher_quality", "params": {"min_words": 200, **NO_GOPHER_RULES}},
-                {"op": "length_filter", "params": {"max_words": 3000}},
-            ],
+            "steps": steps,
             "mixture": {"weights": {"legal": 0.5, "code": 0.5}, "max_epochs": 4},
         }
     )
+
+
+def _ablations(recipe, folder: Path, tokens: int, max_seeds: int) -> dict:
+    """The confirmation's ablation rows by name, for ``recipe`` as the predicted-optimal one, with
+    ``ngram3`` proxies on ``tokens`` and the code held-out slice as the target."""
+    from experiments.confirm import PREDICTED, run_confirm
+    from experiments.search_config import ProxySpec
+    from experiments.study import Search
+
+    space = {
+        "params": {"mixture.weights": "simplex"},
+        "objective": {"targets": [{"name": "code_heldout", "source": "code", "fraction": 0.1, "max_bytes": 20000}]},
+        "proxy": {"preset": "ngram3", "tokens": tokens},
+    }
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
+    try:
+        search = Search.create(folder / "s", recipe, space, n_trials=1)
+        result = run_confirm(
+            search.folder,
+            search.config,
+            {PREDICTED: search.base},
+            proxy=ProxySpec(preset="ngram3", tokens=tokens),
+            seeds=[0, 1],
+            max_seeds=max_seeds,
+        )
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    return {g.baseline: g for g in result.ablations}
 
 
 def test_redundancy_groups_from_real_ledgers(shared_data: Path, ray_started: None, tmp_path: Path) -> None:
@@ -89,30 +120,7 @@ def test_a_group_grows_by_the_step_that_takes_over_what_it_drops(
 
 
 def test_confirmation_ablates_a_redundant_group_together(shared_data: Path, ray_started: None, tmp_path: Path) -> None:
-    from experiments.confirm import PREDICTED, run_confirm
-    from experiments.search_config import ProxySpec
-    from experiments.study import Search
-
-    recipe = _recipe(shared_data)
-    space = {
-        "params": {"mixture.weights": "simplex"},
-        "objective": {"targets": [{"name": "code_heldout", "source": "code", "fraction": 0.1, "max_bytes": 20000}]},
-        "proxy": {"preset": "ngram3", "tokens": 20000},
-    }
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    try:
-        search = Search.create(tmp_path / "s", recipe, space, n_trials=1)
-        result = run_confirm(
-            search.folder,
-            search.config,
-            {PREDICTED: search.base},
-            proxy=ProxySpec(preset="ngram3", tokens=20000),
-            seeds=[0, 1],
-            max_seeds=2,
-        )
-    finally:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    rows = {g.baseline: g for g in result.ablations}
+    rows = _ablations(_recipe(shared_data), tmp_path, tokens=20000, max_seeds=2)
     assert list(rows) == [
         "without_0_length_filter",
         "without_1_gopher_quality",
@@ -133,44 +141,12 @@ def test_a_helping_group_credits_the_member_that_does_its_work_and_not_its_partn
     group; but the 34 long ones it leaves still fill legal's half of the stream. The group helps, and
     only step 0 does its work: kept on alone it helps as much as the recipe, step 1 alone does not."""
     from agent.cli.render import _ablated
-    from experiments.confirm import PREDICTED, run_confirm
-    from experiments.search_config import ProxySpec
-    from experiments.study import Search
-    from operators import recipe_from_dict
 
-    recipe = recipe_from_dict(
-        {
-            "name": "members",
-            "sources": [
-                {"name": "legal", "uri": str(shared_data / "domains/legal_spdx_license_texts.jsonl")},
-                {"name": "code", "uri": str(shared_data / "domains/code_python_thealgorithms.jsonl")},
-            ],
-            "steps": [
-                {"op": "length_filter", "params": {"max_words": 40}, "sources": ["legal"]},
-                {"op": "length_filter", "params": {"min_words": 3000}, "sources": ["legal"]},
-            ],
-            "mixture": {"weights": {"legal": 0.5, "code": 0.5}, "max_epochs": 4},
-        }
-    )
-    space = {
-        "params": {"mixture.weights": "simplex"},
-        "objective": {"targets": [{"name": "code_heldout", "source": "code", "fraction": 0.1, "max_bytes": 20000}]},
-        "proxy": {"preset": "ngram3", "tokens": 150000},
-    }
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    try:
-        search = Search.create(tmp_path / "s", recipe, space, n_trials=1)
-        result = run_confirm(
-            search.folder,
-            search.config,
-            {PREDICTED: search.base},
-            proxy=ProxySpec(preset="ngram3", tokens=150000),
-            seeds=[0, 1],
-            max_seeds=4,
-        )
-    finally:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    rows = {g.baseline: g for g in result.ablations}
+    dropping_all_legal = [
+        {"op": "length_filter", "params": {"max_words": 40}, "sources": ["legal"]},
+        {"op": "length_filter", "params": {"min_words": 3000}, "sources": ["legal"]},
+    ]
+    rows = _ablations(_recipe(shared_data, dropping_all_legal), tmp_path, tokens=150000, max_seeds=4)
     group, first, partner = (
         rows[n]
         for n in (
