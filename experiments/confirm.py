@@ -360,12 +360,13 @@ def _ablations(runs: _Runs, final: Recipe, seeds: list[int], cap: int) -> list[G
             runs.train(name, seeds, search_scale=False)
         rows = _ablation_table(runs, {n: {"steps": list(g)} for n, (g, _) in grouped.items()}, seeds, cap)
         table = table + rows
-    return table + _members(runs, final, [g for g in table if g.steps and g.verdict == ABLATION_VERDICTS[0]])
+    return table + _members(runs, final, [g for g in table if g.steps and g.verdict == ABLATION_VERDICTS[0]], cap)
 
 
-def _members(runs: _Runs, final: Recipe, groups: list[Gap]) -> list[Gap]:
+def _members(runs: _Runs, final: Recipe, groups: list[Gap], cap: int) -> list[Gap]:
     """Which members of each helping group do its work: per member, the recipe with the rest of the
-    group off against the recipe with all of it off, at the group's seeds. A group is formed around
+    group off against the recipe with all of it off, from the group's seeds, adding seeds to both
+    while that is undecided, up to ``cap``. A group is formed around
     a step that helps alone, and its effect says nothing of a partner that removes nothing the
     group's work needs: length and C4 quality off together help as much as C4 quality off alone."""
     rows = []
@@ -376,8 +377,14 @@ def _members(runs: _Runs, final: Recipe, groups: list[Gap]) -> list[Gap]:
             if len(rest) > 1:
                 ((name, (_, recipe)),) = group_recipes(final, [rest]).items()
                 runs.recipes[name] = recipe
-            runs.train(name, group.seeds, search_scale=False)
+            seeds = group.seeds
+            runs.train(name, seeds, search_scale=False)
             row = runs.gap(group.baseline, ABLATION_VERDICTS, against=name)
+            while len(seeds) < cap and _undecided(row):
+                seeds = [*seeds, max(seeds) + 1]
+                for ablated in (name, group.baseline):
+                    runs.train(ablated, seeds, search_scale=False)
+                row = runs.gap(group.baseline, ABLATION_VERDICTS, against=name)
             label = f"{KEPT}{kept}_{final.steps[kept].op}_of_{'-'.join(map(str, group.steps))}"
             rows.append(row.model_copy(update={"baseline": label, "steps": group.steps, "kept": kept}))
     return rows
