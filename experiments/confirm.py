@@ -372,37 +372,31 @@ def _members(runs: _Runs, final: Recipe, groups: list[Gap], cap: int) -> list[Ga
     rows = []
     for group in groups:
         for kept in group.steps:
-            rest = tuple(i for i in group.steps if i != kept)
-            name = f"{ABLATED}{rest[0]}_{final.steps[rest[0]].op}"
-            if len(rest) > 1:
-                ((name, (_, recipe)),) = group_recipes(final, [rest]).items()
-                runs.recipes[name] = recipe
-            seeds = group.seeds
-            runs.train(name, seeds, search_scale=False)
-            row = runs.gap(group.baseline, ABLATION_VERDICTS, against=name)
-            while len(seeds) < cap and _undecided(row):
-                seeds = [*seeds, max(seeds) + 1]
-                for ablated in (name, group.baseline):
-                    runs.train(ablated, seeds, search_scale=False)
-                row = runs.gap(group.baseline, ABLATION_VERDICTS, against=name)
+            ((rest, (_, recipe)),) = group_recipes(final, [tuple(i for i in group.steps if i != kept)]).items()
+            runs.recipes[rest] = recipe  # a single step's name and recipe id are its ablation's
+            runs.train(rest, group.seeds, search_scale=False)
             label = f"{KEPT}{kept}_{final.steps[kept].op}_of_{'-'.join(map(str, group.steps))}"
-            rows.append(row.model_copy(update={"baseline": label, "steps": group.steps, "kept": kept}))
+            member = {"baseline": label, "steps": group.steps, "kept": kept}
+            rows += _ablation_table(runs, {group.baseline: member}, group.seeds, cap, against=rest)
     return rows
 
 
-def _ablation_table(runs: _Runs, switched: dict[str, dict[str, Any]], seeds: list[int], max_seeds: int) -> list[Gap]:
-    """One paired gap per ablation (``switched``: its name -> the ``step`` or ``steps`` it switched
-    off), adding seeds (to the recipe and the undecided ablations only) while an effect is still
-    within noise, up to ``max_seeds``."""
+def _ablation_table(
+    runs: _Runs, switched: dict[str, dict[str, Any]], seeds: list[int], max_seeds: int, against: str | None = None
+) -> list[Gap]:
+    """One paired gap per ablation (``switched``: its name -> the fields its row gets, such as the
+    ``step`` or ``steps`` it switched off), taken from ``against`` (default: the recipe), adding seeds
+    (to ``against`` and the undecided ablations only) while an effect is still within noise, up to
+    ``max_seeds``."""
+    against = against or runs.pivot
 
     def table() -> list[Gap]:
-        return [runs.gap(n, ABLATION_VERDICTS).model_copy(update=fields) for n, fields in switched.items()]
+        return [runs.gap(n, ABLATION_VERDICTS, against).model_copy(update=fields) for n, fields in switched.items()]
 
     rows = table()
-    while len(seeds) < max_seeds and (open_ := [g.baseline for g in rows if _undecided(g)]):
+    while len(seeds) < max_seeds and (open_ := [n for n, g in zip(switched, rows, strict=True) if _undecided(g)]):
         seeds = [*seeds, max(seeds) + 1]
-        runs.train(runs.pivot, seeds)
-        for name in open_:
+        for name in (against, *open_):  # the recipe's search-scale run is already trained
             runs.train(name, seeds, search_scale=False)
         rows = table()
     return rows
