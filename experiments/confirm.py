@@ -415,7 +415,7 @@ def _redundant(runs: _Runs, table: list[Gap], recipe: Recipe, hurting: frozenset
     recipe_ledger = runs.ledger(runs.pivot)
     if recipe_ledger is None or any(path is None for path in ledgers.values()):
         return []
-    return redundancy_groups(recipe_ledger, ledgers, offset, exclude=hurting)
+    return redundancy_groups(recipe_ledger, ledgers, offset, exclude=hurting, trained=recipe.trained_sources())
 
 
 def _undecided(gap: Gap) -> bool:

@@ -42,19 +42,22 @@ def redundancy_groups(
     without: dict[int, Path] | dict[tuple[int, ...], Path],
     offset: int = 0,
     exclude: frozenset[int] = frozenset(),
+    trained: frozenset[str] | None = None,
 ) -> list[tuple[int, ...]]:
     """Groups of recipe step indices to ablate together, in step order, without repeats.
 
     ``recipe_ledger``: the ledger of the recipe; ``without``: a step index (or a group of them) ->
     the ledger of the recipe with it off (the candidates); ``offset``: ledger step index minus recipe
     step index (the steps a run puts first, such as the held-out exclusion); ``exclude``: steps never
-    made partners (those that hurt on their own). Given the ledgers of groups already ablated, it
+    made partners (those that hurt on their own); ``trained``: the sources the recipe trains on
+    (None: all), the only ones whose drops are counted, since a document of a source the mixture
+    weighs 0 never reaches training whichever step drops it. Given the ledgers of groups already ablated, it
     returns the larger groups still needed: when a third step takes over what a pair drops (a
     repetition filter and MinHash both catch a spam flood that a quality filter drops first), the
     pair's ablation shows little and the three go together."""
     dropped_by: dict[int, list[tuple[str, str]]] = {}
     for doc, step in ledger_fates(recipe_ledger).items():
-        if step is not None:
+        if step is not None and (trained is None or doc[0] in trained):
             dropped_by.setdefault(step - offset, []).append(doc)
     groups: list[tuple[int, ...]] = []
     for key, path in sorted(without.items(), key=lambda kv: _steps(kv[0])):

@@ -96,6 +96,34 @@ def test_redundancy_groups_from_real_ledgers(shared_data: Path, ray_started: Non
     assert redundancy_groups(tmp_path / "full" / "ledger.parquet", ledgers, exclude=frozenset({1})) == []
 
 
+def test_drops_in_a_source_the_mixture_weighs_zero_do_not_count(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    """With the 200-word rule on the licences only, nothing catches the code files the 300-word rule
+    drops, and they outnumber its licence drops: no group. Once the mixture weighs code 0, those
+    drops never reach training and the licences alone decide: the two form a group."""
+    from experiments.confirm import without
+    from experiments.redundancy import ledger_fates, redundancy_groups
+    from operators import run_recipe
+
+    recipe = _recipe(shared_data)
+    recipe.steps[1].sources = ["legal"]
+    recipe.mixture.weights = {"legal": 1.0, "code": 0.0}
+    assert recipe.trained_sources() == {"legal"}
+    for name, off in {"full": (), "without0": (0,), "without1": (1,), "without2": (2,)}.items():
+        run_recipe(without(recipe, off), tmp_path / name)
+    full = tmp_path / "full" / "ledger.parquet"
+    fates, caught = ledger_fates(full), ledger_fates(tmp_path / "without0" / "ledger.parquet")
+    assert Counter((doc[0], caught[doc]) for doc, step in fates.items() if step == 0) == {
+        ("code", None): 373,
+        ("legal", 1): 149,
+        ("legal", None): 76,
+    }
+    singles = {i: tmp_path / f"without{i}" / "ledger.parquet" for i in range(3)}
+    assert redundancy_groups(full, singles) == []  # 149 of 598 caught
+    assert redundancy_groups(full, singles, trained=recipe.trained_sources()) == [(0, 1)]  # 149 of 225
+
+
 def test_a_group_grows_by_the_step_that_takes_over_what_it_drops(
     shared_data: Path, ray_started: None, tmp_path: Path
 ) -> None:

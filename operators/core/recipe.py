@@ -200,6 +200,14 @@ class Recipe(BaseModel):
 
     # ---- validation against the operator registry -------------------------------------------
 
+    def trained_sources(self) -> frozenset[str]:
+        """The sources whose documents can reach training: a positive weight in some phase (the
+        natural mixture weighs every source; a source a weights table leaves out weighs 0)."""
+        names = [s.name for s in self.sources]
+        return frozenset(
+            n for _, weights in self.mixture.schedule() for n in names if weights is None or weights.get(n, 0.0) > 0
+        )
+
     def operator(self, index: int) -> Operator:
         """The configured operator instance of step ``index``."""
         step = self.steps[index]
