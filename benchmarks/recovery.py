@@ -29,7 +29,9 @@ marked source, ``web`` or ``generic``, in its id):
   ablated together (``experiments.redundancy``): the group helps, and so does the step kept on alone
   with the rest of the group off (``experiments.confirm``'s ``only_<step>_of_<group>`` rows);
 - ``recall`` = junk-removing steps recovered / junk-removing steps; ``precision`` = recovered
-  steps that are junk-removing / recovered steps;
+  steps that are junk-removing / recovered steps; ``recall_of_kept`` = junk-removing steps
+  recovered / those enabled in the final recipe (``kept``): it separates what the search switched
+  off (or the confirmation dropped because it hurts) from what the ablation could not show;
 - ``kind_recall`` = injected junk kinds that some recovered step removes (at least
   ``MIN_KIND_SHARE`` of the kind, run alone) / injected junk kinds (``kinds``: kind -> those
   steps). Where several steps remove the same junk, a search that keeps one of them and switches
@@ -200,6 +202,7 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
         if step.enabled and switchable(step.op) and i in ablation and (ablation[i]["verdict"] == "helps" or i in doing)
     }
     hits = sorted(set(recovered) & set(needed))
+    kept = [i for i in needed if recommended.steps[i].enabled]
     injected = [k for k, n in task[spec.source]["documents"].items() if k in spec.junk and n]
     kinds = {
         k: [needed[i]["op"] for i in hits if needed[i]["kind_shares"].get(k, 0) >= MIN_KIND_SHARE] for k in injected
@@ -226,6 +229,7 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
         },
         "hits": len(hits),
         "needed": len(needed),
+        "kept": len(kept),
         "found": len(recovered),
         "recall": len(hits) / len(needed) if needed else None,
         "precision": len(hits) / len(recovered) if recovered else None,
@@ -287,10 +291,11 @@ def main() -> None:
                 flush=True,
             )
     done = [out[n] for n in names]
-    hits, needed, found = (sum(t[k] for t in done) for k in ("hits", "needed", "found"))
+    hits, needed, kept, found = (sum(t[k] for t in done) for k in ("hits", "needed", "kept", "found"))
     covered, kinds = sum(t["kinds_covered"] for t in done), sum(len(t["kinds"]) for t in done)
     out["pooled"] = {
         "recall": hits / needed if needed else None,
+        "recall_of_kept": hits / kept if kept else None,
         "kind_recall": covered / kinds if kinds else None,
         "precision": hits / found if found else None,
         "dirty_web_beats_no_filtering": (out.get("dirty_web", {}).get("gain_over_no_filtering") or {}).get("verdict")

@@ -13,7 +13,10 @@ drops other steps would make anyway (``experiments.redundancy``) are also ablate
 two filters removing the same junk are credited jointly where neither shows an effect alone; a
 group grows while yet another step takes over what it drops. In a group that helps, each member is
 then kept on with the rest of the group off: a member is credited with the group's effect only when
-it does part of that work alone. The search ranked its recipes at its
+it does part of that work alone. When steps hurt, the recommended recipe switches them off, and the
+other steps' ablations (groups and members too) are taken again against that recipe
+(``recommended_`` rows): a step that hurts can hide what another does, as a repetition filter that
+drops clean licences also catches the spam a quality filter removes first. The search ranked its recipes at its
 cheaper scale: when one of its other recipes (the best observed trial, the proposal) beats the
 predicted one beyond the paired interval here, that one is the final recipe, and every comparison
 and the ablation are taken against it.
@@ -45,6 +48,9 @@ ABLATED = "without_"
 """Name prefix of an ablation: ``without_<step index>_<op>``."""
 KEPT = "only_"
 """Name prefix of a group member's row: ``only_<step index>_<op>_of_<group's step indices>``."""
+RECOMMENDED = "recommended"
+"""The final recipe with the steps that hurt switched off; its ablation rows' names start
+``recommended_``."""
 
 
 class RecipeScore(BaseModel):
@@ -79,6 +85,9 @@ class Gap(BaseModel):
     """For a member of a group that helps: the step kept on while the rest of ``steps`` is off. Then
     ``diff`` is the recipe without the rest minus the recipe without the whole group (negative = the
     step alone does part of the group's work, so it is credited with the group's effect)."""
+    against: str | None = None
+    """For an ablation row taken against another recipe than the final one: ``recommended`` (the
+    name's prefix is ``recommended_``)."""
 
 
 class ConfirmResult(BaseModel):
@@ -114,19 +123,23 @@ def confirm_recipes(
     return recipes
 
 
-def ablation_recipes(recipe: Recipe) -> dict[str, tuple[int, Recipe]]:
+def ablation_recipes(recipe: Recipe, prefix: str = "") -> dict[str, tuple[int, Recipe]]:
     """Name -> (step index, the recipe with that enabled step switched off), for each enabled step
-    (the natural-mixture ablation is the ``natural_mixture`` baseline)."""
+    (the natural-mixture ablation is the ``natural_mixture`` baseline); ``prefix`` starts each name."""
     return {
-        f"{ABLATED}{i}_{step.op}": (i, without(recipe, (i,))) for i, step in enumerate(recipe.steps) if step.enabled
+        f"{prefix}{ABLATED}{i}_{step.op}": (i, without(recipe, (i,)))
+        for i, step in enumerate(recipe.steps)
+        if step.enabled
     }
 
 
-def group_recipes(recipe: Recipe, groups: list[tuple[int, ...]]) -> dict[str, tuple[tuple[int, ...], Recipe]]:
+def group_recipes(
+    recipe: Recipe, groups: list[tuple[int, ...]], prefix: str = ""
+) -> dict[str, tuple[tuple[int, ...], Recipe]]:
     """Name -> (step indices, the recipe with those steps switched off together), per group; names
     read ``without_2-6_language_id-gopher_quality`` (characters MLflow accepts in a metric key)."""
     return {
-        f"{ABLATED}{'-'.join(map(str, g))}_{'-'.join(recipe.steps[i].op for i in g)}": (g, without(recipe, g))
+        f"{prefix}{ABLATED}{'-'.join(map(str, g))}_{'-'.join(recipe.steps[i].op for i in g)}": (g, without(recipe, g))
         for g in groups
     }
 
@@ -286,7 +299,9 @@ def run_confirm(
     seeds while a baseline comparison is undecided, and ablate each step of the final recipe: the
     predicted one, unless one of ``candidates`` (names in ``recipes``: the search's other recipes)
     beats it beyond the paired interval, when the best of those is final and every gap is taken
-    against it. Trainings recorded in ``folder`` by an earlier, interrupted call are reused
+    against it. When steps of the final recipe hurt, the ablation is taken again against the
+    recipe with them off (``RECOMMENDED``); the table then keeps, of the first ablation, the rows of
+    the steps that hurt. Trainings recorded in ``folder`` by an earlier, interrupted call are reused
     (``confirm_log``); ``on_run`` hears of each training as it finishes; ``ablation_max_seeds`` caps
     the seeds an undecided ablation grows to (None: ``max_seeds``)."""
     runs = _Runs(folder, config, dict(recipes), proxy, on_run or CONFIRMATIONS.get())
@@ -306,10 +321,19 @@ def run_confirm(
     scores = [runs.score(n) for n in recipes]
     final = recipes[runs.pivot]
     table = _ablations(runs, final, initial, ablation_max_seeds or max_seeds) if ablate else []
+    against = None
+    if hurting := tuple(g.step for g in table if g.step is not None and g.verdict == ABLATION_VERDICTS[1]):
+        final, against = without(final, hurting), RECOMMENDED
+        runs.recipes[RECOMMENDED] = final
+        runs.train(RECOMMENDED, initial, search_scale=False)
+        again = _ablations(runs, final, initial, ablation_max_seeds or max_seeds, RECOMMENDED)
+        table = [g for g in table if g.step in hurting] + again
     if "natural_mixture" in recipes and ablate:
-        runs.recipes["mixture_natural"] = natural_mixture(final)  # the baseline's runs, when final is predicted
-        runs.train("mixture_natural", initial, search_scale=False)
-        table += _ablation_table(runs, {"mixture_natural": {}}, initial, max_seeds)
+        natural = f"{against}_mixture_natural" if against else "mixture_natural"
+        runs.recipes[natural] = natural_mixture(final)  # the baseline's runs, when final is predicted
+        runs.train(natural, initial, search_scale=False)
+        rows = _ablation_table(runs, {natural: {}}, initial, max_seeds, against or runs.pivot)
+        table += [g.model_copy(update={"against": against}) for g in rows]
     return ConfirmResult(
         preset=proxy.preset,
         tokens=proxy.tokens,
@@ -340,30 +364,35 @@ def _compare(runs: _Runs, seeds: list[int], max_seeds: int) -> tuple[list[int], 
     return seeds, gaps
 
 
-def _ablations(runs: _Runs, final: Recipe, seeds: list[int], cap: int) -> list[Gap]:
-    """The final recipe with each enabled step off, then each redundant group off together (groups
-    grow while another step takes over what a group drops)."""
-    single = ablation_recipes(final)
+def _ablations(runs: _Runs, final: Recipe, seeds: list[int], cap: int, pivot: str | None = None) -> list[Gap]:
+    """The final recipe (named ``pivot``; default: the runs' pivot) with each enabled step off, then
+    each redundant group off together (groups grow while another step takes over what a group drops);
+    rows of a ``pivot`` other than the runs' name it as ``against`` and have names starting
+    ``<pivot>_``."""
+    pivot, prefix = (runs.pivot, "") if pivot is None else (pivot, f"{pivot}_")
+    single = ablation_recipes(final, prefix)
     runs.recipes.update({n: r for n, (_, r) in single.items()})
     for name in single:
         runs.expect(name, seeds, search_scale=False)
     for name in single:
         runs.train(name, seeds, search_scale=False)
-    table = rows = _ablation_table(runs, {n: {"step": i} for n, (i, _) in single.items()}, seeds, cap)
+    table = rows = _ablation_table(runs, {n: {"step": i} for n, (i, _) in single.items()}, seeds, cap, pivot)
     hurting = frozenset(g.step for g in table if g.verdict == ABLATION_VERDICTS[1])
     ablated: set[tuple[int, ...]] = set()
-    while groups := [g for g in _redundant(runs, rows, final, hurting) if g not in ablated]:
+    while groups := [g for g in _redundant(runs, rows, final, hurting, pivot) if g not in ablated]:
         ablated.update(groups)  # each round reads only the last round's rows, whose groups are larger: this ends
-        grouped = group_recipes(final, groups)
+        grouped = group_recipes(final, groups, prefix)
         runs.recipes.update({n: r for n, (_, r) in grouped.items()})
         for name in grouped:
             runs.train(name, seeds, search_scale=False)
-        rows = _ablation_table(runs, {n: {"steps": list(g)} for n, (g, _) in grouped.items()}, seeds, cap)
+        rows = _ablation_table(runs, {n: {"steps": list(g)} for n, (g, _) in grouped.items()}, seeds, cap, pivot)
         table = table + rows
-    return table + _members(runs, final, [g for g in table if g.steps and g.verdict == ABLATION_VERDICTS[0]], cap)
+    helping = [g for g in table if g.steps and g.verdict == ABLATION_VERDICTS[0]]
+    rows = table + _members(runs, final, helping, cap, prefix)
+    return [g.model_copy(update={"against": pivot}) for g in rows] if prefix else rows
 
 
-def _members(runs: _Runs, final: Recipe, groups: list[Gap], cap: int) -> list[Gap]:
+def _members(runs: _Runs, final: Recipe, groups: list[Gap], cap: int, prefix: str = "") -> list[Gap]:
     """Which members of each helping group do its work: per member, the recipe with the rest of the
     group off against the recipe with all of it off, from the group's seeds, adding seeds to both
     while that is undecided, up to ``cap``. A group is formed around
@@ -372,10 +401,10 @@ def _members(runs: _Runs, final: Recipe, groups: list[Gap], cap: int) -> list[Ga
     rows = []
     for group in groups:
         for kept in group.steps:
-            ((rest, (_, recipe)),) = group_recipes(final, [tuple(i for i in group.steps if i != kept)]).items()
+            ((rest, (_, recipe)),) = group_recipes(final, [tuple(i for i in group.steps if i != kept)], prefix).items()
             runs.recipes[rest] = recipe  # a single step's name and recipe id are its ablation's
             runs.train(rest, group.seeds, search_scale=False)
-            label = f"{KEPT}{kept}_{final.steps[kept].op}_of_{'-'.join(map(str, group.steps))}"
+            label = f"{prefix}{KEPT}{kept}_{final.steps[kept].op}_of_{'-'.join(map(str, group.steps))}"
             member = {"baseline": label, "steps": group.steps, "kept": kept}
             rows += _ablation_table(runs, {group.baseline: member}, group.seeds, cap, against=rest)
     return rows
@@ -402,9 +431,12 @@ def _ablation_table(
     return rows
 
 
-def _redundant(runs: _Runs, table: list[Gap], recipe: Recipe, hurting: frozenset[int]) -> list[tuple[int, ...]]:
-    """The groups of redundant steps, formed around each step or group of ``table`` whose ablation
-    does not hurt; ``hurting``: the steps that hurt alone, never made partners."""
+def _redundant(
+    runs: _Runs, table: list[Gap], recipe: Recipe, hurting: frozenset[int], pivot: str
+) -> list[tuple[int, ...]]:
+    """The groups of redundant steps of ``recipe`` (named ``pivot``), formed around each step or
+    group of ``table`` whose ablation does not hurt; ``hurting``: the steps that hurt alone, never
+    made partners."""
     offset = len(exclude_held_out(recipe, runs.config.held_out_ids).steps) - len(recipe.steps)  # steps run first
     candidates = {
         (g.step,) if g.step is not None else tuple(g.steps): g.baseline
@@ -412,7 +444,7 @@ def _redundant(runs: _Runs, table: list[Gap], recipe: Recipe, hurting: frozenset
         if (g.step is not None or g.steps) and g.verdict != ABLATION_VERDICTS[1]
     }
     ledgers = {i: runs.ledger(name) for i, name in candidates.items()}
-    recipe_ledger = runs.ledger(runs.pivot)
+    recipe_ledger = runs.ledger(pivot)
     if recipe_ledger is None or any(path is None for path in ledgers.values()):
         return []
     return redundancy_groups(recipe_ledger, ledgers, offset, exclude=hurting, trained=recipe.trained_sources())
@@ -430,9 +462,10 @@ CONFIRMED = 7
 
 def confirm_cost(tokens: int, steps: int, seeds: int, max_seeds: int) -> float:
     """Training tokens a confirmation may spend at most: every recipe and ablation (one per step, at
-    most one group per step and, in a group that helps, one per member kept on) with ``seeds`` seeds,
-    then each again for every seed added while it is undecided (recipes sharing an id cost less)."""
-    return float((CONFIRMED + 3 * steps) * max(seeds, max_seeds) * tokens)
+    most one group per step and, in a group that helps, one per member kept on; where a step hurts,
+    the recipe without the steps that hurt and all its ablations again) with ``seeds`` seeds, then
+    each again for every seed added while it is undecided (recipes sharing an id cost less)."""
+    return float((CONFIRMED + 1 + 6 * steps) * max(seeds, max_seeds) * tokens)
 
 
 def hurting_steps(result: ConfirmResult) -> list[int]:

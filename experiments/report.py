@@ -216,7 +216,8 @@ def _ablation_section(c: ConfirmResult, dropped_steps: list[str]) -> list[str]:
         "would mostly make anyway (read from the ablations' ledgers): redundant steps show no effect "
         "alone, so they are judged as a group. Rows `only_<step>_of_<group>` keep that one step on with "
         "the rest of a helping group off, against the whole group off: a negative effect means the step "
-        "does part of the group's work alone. Only a step that hurts alone is dropped.",
+        "does part of the group's work alone. Only a step that hurts alone is dropped; rows named "
+        "`recommended_...` are taken again against the recipe with the steps that hurt switched off.",
         "",
         "| step | effect on target bpb | 95% CI | seeds | verdict |",
         "|---|---|---|---|---|",

@@ -192,3 +192,34 @@ def test_a_helping_group_credits_the_member_that_does_its_work_and_not_its_partn
     paired = [g - alone[s] for s, g in zip(group.seeds, group.diffs, strict=True)]
     assert partner.diffs[: len(paired)] == pytest.approx(paired)
     assert _ablated(partner.model_dump()) == "1 length_filter alone of 0-1"
+
+
+def test_steps_are_ablated_again_in_the_recipe_without_the_steps_that_hurt(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    """Step 0 drops every code file, the target's source, and hurts. While it runs, step 1 (code files
+    over 300 words) has nothing to drop and shows nothing; in the recommended recipe, step 0 off, it
+    drops 243 code files (the other 27 of 270 are in the held-out slice), and its row there is what
+    the report gives for it."""
+    import pyarrow.parquet as pq
+
+    from agent.cli.render import _ablated
+    from experiments.confirm import RECOMMENDED
+
+    dropping_all_code = [
+        {"op": "length_filter", "params": {"max_words": 40}, "sources": ["code"]},
+        {"op": "length_filter", "params": {"max_words": 300}, "sources": ["code"]},
+    ]
+    rows = _ablations(_recipe(shared_data, dropping_all_code), tmp_path, tokens=20000, max_seeds=4)
+    assert list(rows) == ["without_0_length_filter", "recommended_without_1_length_filter"]
+    assert rows["without_0_length_filter"].verdict == "hurts" and rows["without_0_length_filter"].against is None
+    again = rows["recommended_without_1_length_filter"]
+    assert (again.step, again.against) == (1, RECOMMENDED)
+    assert all(d != 0 for d in again.diffs)  # against the recipe with step 0 on, every difference is 0
+    assert _ablated(again.model_dump()) == "1 length_filter (in recommended)"
+    recommended = tmp_path / "s" / "confirm" / "without_0_length_filter"  # the same recipe: its runs are shared
+    ledger = pq.read_table(recommended / "seed0" / "run" / "ledger.parquet").to_pylist()
+    assert Counter((r["source"], r["step"]) for r in ledger if r["status"] == "dropped") == {
+        ("code", 0): 56,  # the target's held-out slice, excluded first
+        ("code", 2): 243,  # step 1
+    }

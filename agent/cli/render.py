@@ -71,15 +71,18 @@ def render_final(final: dict[str, Any]) -> None:
 
 def _ablated(g: dict[str, Any]) -> str:
     """``3 length_filter``, ``3 length_filter + 4 c4_quality together``, ``3 length_filter alone of
-    3-4`` (a group member kept on, the rest of its group off) or ``mixture: natural``."""
-    if g["baseline"] == "mixture_natural":
-        return "mixture: natural"
+    3-4`` (a group member kept on, the rest of its group off) or ``mixture: natural``; ``(in
+    recommended)`` after a row taken against the recipe with the steps that hurt off."""
+    name = g["baseline"].removeprefix(f"{g['against']}_") if g.get("against") else g["baseline"]
+    where = f" (in {g['against']})" if g.get("against") else ""
+    if name == "mixture_natural":
+        return "mixture: natural" + where
     if g.get("kept") is not None:
-        named, group = g["baseline"].removeprefix("only_").rsplit("_of_", 1)
-        return f"{named.replace('_', ' ', 1)} alone of {group}"
-    indices, ops = g["baseline"].removeprefix("without_").split("_", 1)
+        named, group = name.removeprefix("only_").rsplit("_of_", 1)
+        return f"{named.replace('_', ' ', 1)} alone of {group}{where}"
+    indices, ops = name.removeprefix("without_").split("_", 1)
     named = [f"{i} {op}" for i, op in zip(indices.split("-"), ops.split("-"), strict=True)]
-    return " + ".join(named) + (" together" if g.get("steps") else "")
+    return " + ".join(named) + (" together" if g.get("steps") else "") + where
 
 
 def render_comparisons(final: dict[str, Any]) -> None:
