@@ -216,7 +216,7 @@ def test_steps_are_ablated_again_in_the_recipe_without_the_steps_that_hurt(
     again = rows["recommended_without_1_length_filter"]
     assert (again.step, again.against) == (1, RECOMMENDED)
     assert all(d != 0 for d in again.diffs)  # against the recipe with step 0 on, every difference is 0
-    assert _ablated(again.model_dump()) == "1 length_filter (in recommended)"
+    assert _ablated(again.model_dump()) == "1 length_filter"
     recommended = tmp_path / "s" / "confirm" / "without_0_length_filter"  # the same recipe: its runs are shared
     ledger = pq.read_table(recommended / "seed0" / "run" / "ledger.parquet").to_pylist()
     assert Counter((r["source"], r["step"]) for r in ledger if r["status"] == "dropped") == {

@@ -69,12 +69,11 @@ def render_final(final: dict[str, Any]) -> None:
         console.print(f"manifest: {final['manifest']}  (dataplan replay {final['manifest']} --out DIR)")
 
 
-def _ablated(g: dict[str, Any]) -> str:
+def _ablated(g: dict[str, Any], where: str = "") -> str:
     """``3 length_filter``, ``3 length_filter + 4 c4_quality together``, ``3 length_filter alone of
-    3-4`` (a group member kept on, the rest of its group off) or ``mixture: natural``; ``(in
-    recommended)`` after a row taken against the recipe with the steps that hurt off."""
+    3-4`` (a group member kept on, the rest of its group off) or ``mixture: natural``, then
+    ``where``; a row taken against the recommended recipe loses its ``recommended_`` prefix."""
     name = g["baseline"].removeprefix(f"{g['against']}_") if g.get("against") else g["baseline"]
-    where = f" (in {g['against']})" if g.get("against") else ""
     if name == "mixture_natural":
         return "mixture: natural" + where
     if g.get("kept") is not None:
@@ -107,12 +106,13 @@ def render_comparisons(final: dict[str, Any]) -> None:
             highlight=False,
         )
     if c.get("ablations"):
-        table = Table(title="what each step buys (effect on target bpb; negative = helps)")
+        again = any(g.get("against") for g in c["ablations"])  # the steps that hurt were dropped and the rest redone
+        table = Table(title="what each step buys in the recommended recipe (effect on target bpb; negative = helps)")
         table.add_column("step")  # the one column that wraps: a group's names are long
         for col in ("effect [95% CI]", "seeds", "verdict"):
             table.add_column(col, no_wrap=True)
         for g in c["ablations"]:
-            step = _ablated(g)
+            step = _ablated(g, f" (in {final_name}, dropped)" if again and not g.get("against") else "")
             effect = f"{g['diff']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
             table.add_row(step, effect, str(len(g["seeds"])), g["verdict"])
         console.print(table)
