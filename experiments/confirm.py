@@ -322,8 +322,8 @@ def run_confirm(
     final = recipes[runs.pivot]
     table = _ablations(runs, final, initial, ablation_max_seeds or max_seeds) if ablate else []
     against = None
-    if hurting := tuple(g.step for g in table if g.step is not None and g.verdict == ABLATION_VERDICTS[1]):
-        final, against = without(final, hurting), RECOMMENDED
+    if hurting := _hurting(table):
+        final, against = without(final, tuple(hurting)), RECOMMENDED
         runs.recipes[RECOMMENDED] = final
         runs.train(RECOMMENDED, initial, search_scale=False)
         again = _ablations(runs, final, initial, ablation_max_seeds or max_seeds, RECOMMENDED)
@@ -332,7 +332,7 @@ def run_confirm(
         natural = f"{against}_mixture_natural" if against else "mixture_natural"
         runs.recipes[natural] = natural_mixture(final)  # the baseline's runs, when final is predicted
         runs.train(natural, initial, search_scale=False)
-        rows = _ablation_table(runs, {natural: {}}, initial, max_seeds, against or runs.pivot)
+        rows = _ablation_table(runs, {natural: {}}, initial, max_seeds, against)
         table += [g.model_copy(update={"against": against}) for g in rows]
     return ConfirmResult(
         preset=proxy.preset,
@@ -377,7 +377,7 @@ def _ablations(runs: _Runs, final: Recipe, seeds: list[int], cap: int, pivot: st
     for name in single:
         runs.train(name, seeds, search_scale=False)
     table = rows = _ablation_table(runs, {n: {"step": i} for n, (i, _) in single.items()}, seeds, cap, pivot)
-    hurting = frozenset(g.step for g in table if g.verdict == ABLATION_VERDICTS[1])
+    hurting = frozenset(_hurting(table))
     ablated: set[tuple[int, ...]] = set()
     while groups := [g for g in _redundant(runs, rows, final, hurting, pivot) if g not in ablated]:
         ablated.update(groups)  # each round reads only the last round's rows, whose groups are larger: this ends
@@ -388,8 +388,8 @@ def _ablations(runs: _Runs, final: Recipe, seeds: list[int], cap: int, pivot: st
         rows = _ablation_table(runs, {n: {"steps": list(g)} for n, (g, _) in grouped.items()}, seeds, cap, pivot)
         table = table + rows
     helping = [g for g in table if g.steps and g.verdict == ABLATION_VERDICTS[0]]
-    rows = table + _members(runs, final, helping, cap, prefix)
-    return [g.model_copy(update={"against": pivot}) for g in rows] if prefix else rows
+    table = table + _members(runs, final, helping, cap, prefix)
+    return [g.model_copy(update={"against": pivot}) for g in table] if prefix else table
 
 
 def _members(runs: _Runs, final: Recipe, groups: list[Gap], cap: int, prefix: str = "") -> list[Gap]:
@@ -470,7 +470,11 @@ def confirm_cost(tokens: int, steps: int, seeds: int, max_seeds: int) -> float:
 
 def hurting_steps(result: ConfirmResult) -> list[int]:
     """Indices of the steps whose removal lowered bits per byte beyond the paired interval."""
-    return [g.step for g in result.ablations if g.step is not None and g.verdict == "hurts"]
+    return _hurting(result.ablations)
+
+
+def _hurting(table: list[Gap]) -> list[int]:
+    return [g.step for g in table if g.step is not None and g.verdict == ABLATION_VERDICTS[1]]
 
 
 def paired_ci(diffs: list[float], level: float = 0.95) -> tuple[float, float]:

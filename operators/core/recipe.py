@@ -198,8 +198,6 @@ class Recipe(BaseModel):
             (f"mixture.phases[{i}].weights", p.weights) for i, p in enumerate(phases)
         ]
 
-    # ---- validation against the operator registry -------------------------------------------
-
     def trained_sources(self) -> frozenset[str]:
         """The sources whose documents can reach training: a positive weight in some phase (the
         natural mixture weighs every source; a source a weights table leaves out weighs 0)."""
@@ -207,6 +205,8 @@ class Recipe(BaseModel):
         return frozenset(
             n for _, weights in self.mixture.schedule() for n in names if weights is None or weights.get(n, 0.0) > 0
         )
+
+    # ---- validation against the operator registry -------------------------------------------
 
     def operator(self, index: int) -> Operator:
         """The configured operator instance of step ``index``."""
