@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.corpora import build_task  # noqa: E402
 from evaluators.bpe_tokenizer import BpeTokenizer, fit_on_files  # noqa: E402
+from evaluators.packing import PACKING_VERSION  # noqa: E402
 from evaluators.proxy import evaluate_recipe_output  # noqa: E402
 from evaluators.sampler import SAMPLER_VERSION  # noqa: E402
 from evaluators.targets import Target  # noqa: E402
@@ -191,7 +192,7 @@ Tokenizers = dict[str, BpeTokenizer | None]
 
 def stored(store: Path, recipe_id: str, fid: Fidelity, seed: int, tokenizer: BpeTokenizer | None) -> Path:
     sha = f"-{tokenizer.sha256[:16]}" if tokenizer else ""
-    return store / recipe_id / f"{fid.key}{sha}-v{SAMPLER_VERSION}-s{seed}.json"
+    return store / recipe_id / f"{fid.key}{sha}-v{SAMPLER_VERSION}p{PACKING_VERSION}-s{seed}.json"
 
 
 def score(

@@ -216,8 +216,7 @@ def labelled_stream(
     ``-1`` at pads), and the realised token share of each domain."""
     sample = sample_mixture(pools, mixture, tokens, seed)
     packed = pack(sample.documents(pools), seq_len, "concat", seed, labels=sample.order[:, 0])
-    order = np.random.default_rng([seed, 0xD0E]).permutation(len(packed.tokens))
-    return packed.tokens[order], packed.labels[order], sample.token_shares
+    return packed.tokens, packed.labels, sample.token_shares
 
 
 def check_budget(preset: str | Preset, tokens: int) -> None:

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from evaluators.packing import PACKING_VERSION
 from evaluators.sampler import SAMPLER_VERSION
 from experiments.search_config import SearchConfig
 
@@ -37,6 +38,7 @@ def setup_fingerprint(config: SearchConfig) -> str:
     if config.proxy.tokenizer == "bpe":
         setup["proxy"]["tokenizer"] = config.tokenizer_sha256
     setup["sampler"] = SAMPLER_VERSION  # a training drawn by another rule saw other documents
+    setup["packing"] = PACKING_VERSION  # ... or saw them in another order
     return hashlib.sha256(json.dumps(setup, sort_keys=True).encode()).hexdigest()[:16]
 
 

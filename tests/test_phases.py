@@ -4,6 +4,7 @@ on a schedule, and the search's ``mixture.final_phase`` dimension, on the shared
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from evaluators.packing import pack
 from evaluators.proxy import evaluate_recipe_output
 from evaluators.sampler import load_pools, sample_mixture
 from evaluators.targets import Target
-from evaluators.tokenizer import EOT_ID
+from evaluators.tokenizer import EOT_ID, PAD_ID, encode_document
 from experiments.space import parse_space
 from experiments.surrogate_models import sample_candidates
 from operators import Mixture, RecipeError, load_manifest, recipe_from_dict, recipe_from_yaml, replay, run_recipe
@@ -109,6 +110,26 @@ def test_best_fit_packing_keeps_the_phases_in_order(pools: dict) -> None:
     assert row_phases == sorted(row_phases) and row_phases.count(0) > 100 and row_phases.count(1) > 30
     unordered = pack(texts, 512, "best_fit", seed=0)  # without the phases: one shuffle over all
     assert unordered.stats.sequences <= packed.stats.sequences
+
+
+def test_concat_packing_shuffles_the_sequences_within_each_phase(pools: dict) -> None:
+    sample = sample_mixture(pools, Mixture(**ANNEAL), 120_000, seed=0)
+    texts = sample.documents(pools)
+    phase = (np.arange(len(texts)) >= sample.phase_starts[0]).astype(np.int16)
+    packed = pack(texts, 512, "concat", seed=0, phase_starts=sample.phase_starts, labels=phase)
+    stream = np.concatenate([encode_document(t) for t in texts]).astype(np.uint16)
+    stream = np.pad(stream, (0, packed.stats.sequences * 512 - len(stream)), constant_values=PAD_ID)
+    index = {row.tobytes(): k for k, row in enumerate(stream.reshape(-1, 512))}  # stream order
+    at = [index[row.tobytes()] for row in packed.tokens]
+    assert sorted(at) == list(range(packed.stats.sequences)) == list(range(235))  # each sequence once
+    # a document's sequences no longer follow each other: 1 consecutive pair in 234 (stream order: 234)
+    assert sum(b == a + 1 for a, b in itertools.pairwise(at)) == 1
+    first_phase = packed.labels[:, 0]  # a sequence's phase: its first token's
+    assert (np.diff(first_phase) >= 0).all() and np.count_nonzero(first_phase == 0) == 176  # phases in order
+    mixed = [k for k, row in enumerate(packed.labels) if len(set(row[row >= 0].tolist())) == 2]
+    assert len(mixed) == 1 and first_phase[mixed[0]] == 0  # the one sequence cut across the phase change
+    reseeded = pack(texts, 512, "concat", seed=1, phase_starts=sample.phase_starts, labels=phase)
+    assert not np.array_equal(reseeded.tokens, packed.tokens)
 
 
 def _recipe(shared: Path, mixture: dict) -> dict:
