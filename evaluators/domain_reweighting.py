@@ -254,12 +254,11 @@ def reweight_domains(
     uniform = Mixture(weights=dict.fromkeys(domains, 1.0), max_epochs=reference.max_epochs)
     sequences, labels, shares = labelled_stream(pools, uniform, tokens, seed, spec.seq_len)
     ref_model, ref_shares, ref_loss = None, None, None
-    if kind.needs_reference:  # trained as any proxy of the recipe is: its mixture's stream, in order
+    if kind.needs_reference:  # trained as any proxy of the recipe is: its mixture's stream, packed alike
         sample = sample_mixture(pools, reference, tokens, seed)
         ref_shares = sample.token_shares
-        trained = train(
-            pack(sample.documents(pools), spec.seq_len).tokens, spec, seed=seed, device=device, threads=threads
-        )
+        packed = pack(sample.documents(pools), spec.seq_len, "concat", seed, phase_starts=sample.phase_starts)
+        trained = train(packed.tokens, spec, seed=seed, device=device, threads=threads)
         if not trained.losses:
             raise ValueError(
                 f"the reference proxy's stream does not fill one training step: give more tokens than {tokens}"

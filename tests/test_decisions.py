@@ -67,9 +67,9 @@ def test_the_small_benchmark_reports_each_fidelity_against_the_reference(small_r
         assert len(fid["pairs"]) == 3
     stored = sorted(p.name for p in (work / "results").rglob("*.json"))
     assert len(stored) == 4 * 2 * 4  # recipes x seeds x fidelities (reference included)
-    assert "ngram5-40000-byte-v2-s1.json" in stored  # v2: the sampler that drew the stream
+    assert "ngram5-40000-byte-v2p2-s1.json" in stored  # v2: the sampler that drew the stream; p2: its packing
     sha = result["tokenizer_sha256"]  # the BPE fitted on the task's sources and targets, kept by its hash
-    assert len(sha) == 64 and f"nano-4000-bpe-{sha[:16]}-v2-s1.json" in stored
+    assert len(sha) == 64 and f"nano-4000-bpe-{sha[:16]}-v2p2-s1.json" in stored
     assert 2.5 < result["bpe_bytes_per_token"] < 5
 
 

@@ -67,10 +67,12 @@ def test_doremi_takes_weight_from_noise_whose_excess_loss_vanishes(pools):
     The noise is as unpredictable as ten symbols can be: no model does better than ln 10 nats per
     byte on it, the reference included, and there is nothing beyond the digits' frequencies for
     the reference to know that the proxy cannot learn in a few steps. So the proxy's excess on it
-    falls to about 0, while on code and books the reference (trained on the natural mixture, a
+    falls faster than on code and books, where the reference (trained on the natural mixture, a
     third of it noise) keeps structure the proxy has not caught up with. DoReMi therefore takes
     weight away from the noise: it ends near the floor ``c/k``, and its average over the steps, the
-    output, below uniform and below the real domains'. (The other way round, noise over a large
+    output, below uniform and below the real domains'. (Weighted that low, the noise is no longer
+    learnt: the proxy's loss on it stays about 0.45 nats above ln 10, so its excess stops falling in
+    the last quarter; by then its weight is at the floor.) (The other way round, noise over a large
     alphabet is not learnt to its floor by a proxy this small at this budget, the reference stays
     ahead on it and DoReMi gives it weight: hard is not what it rewards, lagging is.)"""
     r = reweight_domains(pools, Mixture(), method="doremi", preset=TINY, tokens=200_000, seed=0, threads=1)
@@ -80,9 +82,9 @@ def test_doremi_takes_weight_from_noise_whose_excess_loss_vanishes(pools):
     c, k = DoReMi.Params().smoothing, len(r.domains)
     moved = np.log((alpha[1:] - c / k) / (1 - c) / alpha[:-1])
     assert np.allclose(moved - moved[:, :1], score[1:] - score[1:, :1], atol=1e-6)
-    late = slice(r.steps // 2, None)
+    early, late = slice(None, r.steps // 2), slice(r.steps // 2, None)
     assert loss[late, noise].min() > math.log(10) - 0.05  # no model beats the floor
-    assert score[late, noise].mean() < 0.05 < min(score[late, real].mean(axis=0))  # ~0 excess on the noise
+    assert score[early, noise].mean() < min(score[early, real].mean(axis=0)) - 0.07  # 1.20 against 1.28, 1.32
     assert r.final["noise"] < 0.05
     assert r.weights["noise"] < 1 / 3 and r.weights["noise"] < min(r.weights["books"], r.weights["code"])
     assert sum(r.weights.values()) == pytest.approx(1)
