@@ -30,6 +30,7 @@ under its tokenizer's sha256 too, so another tokenizer never reuses them.
 
     python benchmarks/decisions.py --json benchmarks/out/decisions.json            # about 2 hours
     python benchmarks/decisions.py --small --json /tmp/decisions_small.json        # a minute
+    python benchmarks/decisions.py --json F --fidelities ngram5_300k,nano_bpe_100k  # the reference and two
 """
 
 from __future__ import annotations
@@ -373,15 +374,31 @@ def run(config: dict, work: Path, store: Path) -> dict:
     }
 
 
+def chosen(fidelities: list[Fidelity], names: list[str]) -> list[Fidelity]:
+    """The fidelities called ``names``, in the benchmark's order; an unknown name is refused with the known ones."""
+    known = [f.name for f in fidelities]
+    if unknown := sorted(set(names) - set(known)):
+        raise SystemExit(f"unknown fidelities {unknown}: choose from {', '.join(known)}")
+    return [f for f in fidelities if f.name in names]
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", required=True, help="where to write the result")
     ap.add_argument("--small", action="store_true", help="4 recipes, tiny budgets (the test's mode)")
     ap.add_argument("--work", default=str(REPO / "benchmarks/out/decisions"), help="task and pipeline runs")
     ap.add_argument("--store", default=None, help="stored proxy results (default: WORK/results)")
+    ap.add_argument(
+        "--fidelities",
+        default=None,
+        help="comma-separated fidelities to measure beside the reference (default: all), e.g. ngram5_300k,nano_bpe_100k",
+    )
     args = ap.parse_args(argv)
     work = Path(args.work)
-    result = run(SMALL if args.small else FULL, work, Path(args.store) if args.store else work / "results")
+    config = SMALL if args.small else FULL
+    if args.fidelities:
+        config = {**config, "fidelities": chosen(config["fidelities"], args.fidelities.split(","))}
+    result = run(config, work, Path(args.store) if args.store else work / "results")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))
     summary = {
