@@ -89,6 +89,13 @@ class Gap(BaseModel):
     """For an ablation row taken against another recipe than the final one: ``recommended`` (the
     name's prefix is ``recommended_``)."""
 
+    @property
+    def same_data(self) -> bool:
+        """Every paired difference exactly 0: both recipes train on the same data (for an ablation,
+        the step changes nothing the proxies see: it finds nothing to drop or edit, or only what
+        earlier steps drop)."""
+        return bool(self.diffs) and not any(self.diffs)
+
 
 class ConfirmResult(BaseModel):
     final: str = PREDICTED
@@ -453,7 +460,7 @@ def _redundant(
 def _undecided(gap: Gap) -> bool:
     """Within noise, and not because the step changes nothing (every paired difference exactly 0:
     the recipe without it trains on the same data, and more seeds cannot change that)."""
-    return gap.verdict == ABLATION_VERDICTS[2] and any(d != 0 for d in gap.diffs)
+    return gap.verdict == ABLATION_VERDICTS[2] and not gap.same_data
 
 
 CONFIRMED = 7

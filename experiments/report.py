@@ -217,11 +217,14 @@ def _ablation_section(c: ConfirmResult, dropped_steps: list[str]) -> list[str]:
         "alone, so they are judged as a group. Rows `only_<step>_of_<group>` keep that one step on with "
         "the rest of a helping group off, against the whole group off: a negative effect means the step "
         "does part of the group's work alone. Only a step that hurts alone is dropped; rows named "
-        "`recommended_...` are taken again against the recipe with the steps that hurt switched off.",
+        "`recommended_...` are taken again against the recipe with the steps that hurt switched off. "
+        f"An effect of `{SAME_DATA}` means the recipe without the step trains on the same data: the "
+        "step changes nothing here (it finds nothing to drop or edit, or only what earlier steps "
+        "drop), so only a group with those steps can judge it.",
         "",
         "| step | effect on target bpb | 95% CI | seeds | verdict |",
         "|---|---|---|---|---|",
-        *[_gap_row(g) for g in c.ablations],
+        *[_gap_row(g, ablation=True) for g in c.ablations],
         "",
     ]
     if dropped_steps:
@@ -232,5 +235,9 @@ def _ablation_section(c: ConfirmResult, dropped_steps: list[str]) -> list[str]:
     return lines
 
 
-def _gap_row(g: Gap) -> str:
-    return f"| {g.baseline} | {g.diff:+.4f} | [{g.ci95[0]:+.4f}, {g.ci95[1]:+.4f}] | {len(g.seeds)} | {g.verdict} |"
+SAME_DATA = "0, same training data"
+
+
+def _gap_row(g: Gap, ablation: bool = False) -> str:
+    effect = SAME_DATA if ablation and g.same_data else f"{g.diff:+.4f}"
+    return f"| {g.baseline} | {effect} | [{g.ci95[0]:+.4f}, {g.ci95[1]:+.4f}] | {len(g.seeds)} | {g.verdict} |"

@@ -169,6 +169,7 @@ def test_a_helping_group_credits_the_member_that_does_its_work_and_not_its_partn
     group; but the 34 long ones it leaves still fill legal's half of the stream. The group helps, and
     only step 0 does its work: kept on alone it helps as much as the recipe, step 1 alone does not."""
     from agent.cli.render import _ablated
+    from experiments.report import _gap_row
 
     dropping_all_legal = [
         {"op": "length_filter", "params": {"max_words": 40}, "sources": ["legal"]},
@@ -184,6 +185,8 @@ def test_a_helping_group_credits_the_member_that_does_its_work_and_not_its_partn
         )
     )
     assert rows["without_1_length_filter"].diffs == [0.0, 0.0]  # step 0 left it nothing to drop
+    assert rows["without_1_length_filter"].same_data and not group.same_data
+    assert "| without_1_length_filter | 0, same training data |" in _gap_row(rows["without_1_length_filter"], True)
     assert group.verdict == first.verdict == "helps" and (first.kept, first.steps) == (0, [0, 1])
     assert first.diffs == group.diffs  # step 1 off changes nothing while step 0 runs
     assert partner.verdict == "no measurable effect" and partner.kept == 1

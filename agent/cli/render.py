@@ -114,6 +114,8 @@ def render_comparisons(final: dict[str, Any]) -> None:
         for g in c["ablations"]:
             step = _ablated(g, f" (in {final_name}, dropped)" if again and not g.get("against") else "")
             effect = f"{g['diff']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
+            if g["diffs"] and not any(g["diffs"]):  # the step drops nothing here: the same training data
+                effect = "0, same training data"
             table.add_row(step, effect, str(len(g["seeds"])), g["verdict"])
         console.print(table)
     if final.get("dropped_steps"):
