@@ -52,9 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.corpora import build_task  # noqa: E402
 from evaluators.bpe_tokenizer import BpeTokenizer, fit_on_files  # noqa: E402
-from evaluators.packing import PACKING_VERSION  # noqa: E402
-from evaluators.proxy import evaluate_recipe_output  # noqa: E402
-from evaluators.sampler import SAMPLER_VERSION  # noqa: E402
+from evaluators.proxy import STREAM_VERSION, evaluate_recipe_output  # noqa: E402
 from evaluators.targets import Target  # noqa: E402
 from experiments.confirm import paired_ci  # noqa: E402
 from experiments.search_config import ProxySpec  # noqa: E402
@@ -193,7 +191,7 @@ Tokenizers = dict[str, BpeTokenizer | None]
 
 def stored(store: Path, recipe_id: str, fid: Fidelity, seed: int, tokenizer: BpeTokenizer | None) -> Path:
     sha = f"-{tokenizer.sha256[:16]}" if tokenizer else ""
-    return store / recipe_id / f"{fid.key}{sha}-v{SAMPLER_VERSION}p{PACKING_VERSION}-s{seed}.json"
+    return store / recipe_id / f"{fid.key}{sha}-v{STREAM_VERSION}-s{seed}.json"
 
 
 def score(

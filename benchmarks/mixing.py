@@ -56,8 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from evaluators.domain_reweighting import DoGE, reweight_domains  # noqa: E402
-from evaluators.packing import PACKING_VERSION  # noqa: E402
-from evaluators.proxy import evaluate_recipe_output  # noqa: E402
+from evaluators.proxy import STREAM_VERSION, evaluate_recipe_output  # noqa: E402
 from evaluators.sampler import SAMPLER_VERSION, load_pools  # noqa: E402
 from evaluators.targets import Target, resolve_targets  # noqa: E402
 from experiments.confirm import paired_ci  # noqa: E402
@@ -92,7 +91,7 @@ def task_recipe() -> Recipe:
 def learn(run_dir: Path, recipe: Recipe, excluded: dict, config: dict, work: Path) -> dict:
     """DoReMi's and DoGE's weights at equal compute, stored in ``work/learned.json``."""
     path = work / "learned.json"
-    key = {**{k: config[k] for k in ("preset", "tokens")}, "sampler": SAMPLER_VERSION, "packing": PACKING_VERSION}
+    key = {**{k: config[k] for k in ("preset", "tokens")}, "stream": STREAM_VERSION}
     if path.is_file() and (stored := json.loads(path.read_text()))["key"] == key:
         return stored
     pools = load_pools(run_dir, exclude_ids=excluded)
@@ -187,10 +186,7 @@ def evaluate(run_dir: Path, mixes: dict[str, Mixture], targets: list[Target], co
     scores: dict[str, dict[int, dict[str, float]]] = {}
     for seed in range(config["seeds"]):
         for name, mixture in mixes.items():
-            path = (
-                store
-                / f"{name}-{config['preset']}-{config['tokens']}-v{SAMPLER_VERSION}p{PACKING_VERSION}-seed{seed}.json"
-            )
+            path = store / f"{name}-{config['preset']}-{config['tokens']}-v{STREAM_VERSION}-seed{seed}.json"
             key = mixture.model_dump(mode="json")
             if path.is_file() and (stored := json.loads(path.read_text()))["mixture"] == key:
                 scores.setdefault(name, {})[seed] = stored["bpb"]

@@ -42,8 +42,8 @@ from evaluators.bpb import bits_per_byte
 from evaluators.decontam import contamination_report
 from evaluators.model import Preset, context_length, get_preset
 from evaluators.ngram_proxy import NgramTrained, ngram_bits_per_byte, ngram_order
-from evaluators.packing import pack
-from evaluators.sampler import MixtureSample, load_pools, sample_mixture
+from evaluators.packing import PACKING_VERSION, pack
+from evaluators.sampler import SAMPLER_VERSION, MixtureSample, load_pools, sample_mixture
 from evaluators.targets import Target, resolve_targets
 from evaluators.trainer import save_model, train
 from operators import Mixture, read_texts
@@ -52,6 +52,11 @@ if TYPE_CHECKING:
     from evaluators.bpe_tokenizer import BpeTokenizer
 
 DEFAULT_TOKENS = 1_000_000
+
+STREAM_VERSION = f"{SAMPLER_VERSION}p{PACKING_VERSION}"
+"""The rules that turn a run's output into a proxy's training stream (the sampler's draw, the
+packing's order): a stored proxy result keyed by another version is not reused."""
+
 OnEval = Callable[[int, int, dict[str, float]], bool]
 
 

@@ -72,7 +72,7 @@ def test_doremi_takes_weight_from_noise_whose_excess_loss_vanishes(pools):
     weight away from the noise: it ends near the floor ``c/k``, and its average over the steps, the
     output, below uniform and below the real domains'. (Weighted that low, the noise is no longer
     learnt: the proxy's loss on it stays about 0.45 nats above ln 10, so its excess stops falling in
-    the last quarter; by then its weight is at the floor.) (The other way round, noise over a large
+    the last quarter; by then its weight is at the floor. The other way round, noise over a large
     alphabet is not learnt to its floor by a proxy this small at this budget, the reference stays
     ahead on it and DoReMi gives it weight: hard is not what it rewards, lagging is.)"""
     r = reweight_domains(pools, Mixture(), method="doremi", preset=TINY, tokens=200_000, seed=0, threads=1)

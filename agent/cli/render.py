@@ -114,7 +114,7 @@ def render_comparisons(final: dict[str, Any]) -> None:
         for g in c["ablations"]:
             step = _ablated(g, f" (in {final_name}, dropped)" if again and not g.get("against") else "")
             effect = f"{g['diff']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
-            if g["diffs"] and not any(g["diffs"]):  # the step drops nothing here: the same training data
+            if g["diffs"] and not any(g["diffs"]):  # Gap.same_data; experiments.report.SAME_DATA (not imported here)
                 effect = "0, same training data"
             table.add_row(step, effect, str(len(g["seeds"])), g["verdict"])
         console.print(table)
