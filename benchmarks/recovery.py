@@ -25,7 +25,8 @@ marked source, ``web`` or ``generic``, in its id):
   ledger);
 - the *recovered* steps: filter, dedup and selection steps enabled in the final (recommended)
   recipe and shown to help by its ablation (the paired interval of "recipe minus recipe without the
-  step" below zero), alone or, for steps that stand in for each other, by doing the work of a group
+  step" below zero; a step the search switched off is in the final recipe when the confirmation
+  switched it back on because it helps, ``restored_steps``), alone or, for steps that stand in for each other, by doing the work of a group
   ablated together (``experiments.redundancy``): the group helps, and so does the step kept on alone
   with the rest of the group off (``experiments.confirm``'s ``only_<step>_of_<group>`` rows);
 - ``recall`` = junk-removing steps recovered / junk-removing steps; ``precision`` = recovered
@@ -222,6 +223,11 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
             for g in confirm["ablations"]
             if g.get("steps") and g.get("kept") is None
         },
+        "switched_on": {
+            f"{g['added']} {proposal['steps'][g['added']]['op']}": {k: g[k] for k in ("diff", "ci95", "verdict")}
+            for g in confirm["ablations"]
+            if g.get("added") is not None
+        },
         "group_members": {
             f"{g['kept']} of {'-'.join(map(str, g['steps']))}": {k: g[k] for k in ("diff", "ci95", "verdict")}
             for g in confirm["ablations"]
@@ -241,6 +247,7 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
         "gain_over_no_filtering": gaps.get("no_filtering"),
         "gaps": gaps,
         "dropped_steps": final.get("dropped_steps", []),
+        "restored_steps": final.get("restored_steps", []),
         "seeds": confirm.get("seeds"),
         "spearman": confirm.get("spearman"),
     }

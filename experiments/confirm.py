@@ -16,7 +16,11 @@ then kept on with the rest of the group off: a member is credited with the group
 it does part of that work alone. When steps hurt, the recommended recipe switches them off, and the
 other steps' ablations (groups and members too) are taken again against that recipe
 (``recommended_`` rows): a step that hurts can hide what another does, as a repetition filter that
-drops clean licences also catches the spam a quality filter removes first. The search ranked its recipes at its
+drops clean licences also catches the spam a quality filter removes first. Each step the search
+switched off (on in the proposal, off in the final recipe) is switched back on, as proposed, and
+compared with the final recipe the same way (``with_`` rows): the search's cheaper proxy can misjudge
+a step, and a step that helps here is switched back on in the recommended recipe, whose ablation is
+then taken again as for the steps that hurt. The search ranked its recipes at its
 cheaper scale: when one of its other recipes (the best observed trial, the proposal) beats the
 predicted one beyond the paired interval here, that one is the final recipe, and every comparison
 and the ablation are taken against it.
@@ -46,11 +50,16 @@ from operators import Recipe
 PREDICTED = "predicted_optimal"
 ABLATED = "without_"
 """Name prefix of an ablation: ``without_<step index>_<op>``."""
+ADDED = "with_"
+"""Name prefix of a step the search switched off, switched back on: ``with_<step index>_<op>``."""
 KEPT = "only_"
 """Name prefix of a group member's row: ``only_<step index>_<op>_of_<group's step indices>``."""
+PROPOSAL = "proposal"
+"""The planner's proposal among the recipes confirmed: the steps it has on and the final recipe off
+are the ones the search switched off."""
 RECOMMENDED = "recommended"
-"""The final recipe with the steps that hurt switched off; its ablation rows' names start
-``recommended_``."""
+"""The final recipe with the steps that hurt switched off and the switched-off steps that help
+switched back on; its ablation rows' names start ``recommended_``."""
 
 
 class RecipeScore(BaseModel):
@@ -85,6 +94,10 @@ class Gap(BaseModel):
     """For a member of a group that helps: the step kept on while the rest of ``steps`` is off. Then
     ``diff`` is the recipe without the rest minus the recipe without the whole group (negative = the
     step alone does part of the group's work, so it is credited with the group's effect)."""
+    added: int | None = None
+    """For a step the final recipe has off and the proposal on: its index. The row is the recipe with
+    the step switched on, as proposed, against the recipe: ``diff`` is the recipe with the step minus
+    the recipe (negative = the step would help; the same sign as an ablation's)."""
     against: str | None = None
     """For an ablation row taken against another recipe than the final one: ``recommended`` (the
     name's prefix is ``recommended_``)."""
@@ -125,7 +138,7 @@ def confirm_recipes(
     if best is not None:
         recipes["best_observed"] = best
     if proposal is not None:
-        recipes["proposal"] = proposal
+        recipes[PROPOSAL] = proposal
     recipes.update(baseline_recipes(predicted, baselines))
     return recipes
 
@@ -151,10 +164,13 @@ def group_recipes(
     }
 
 
-def without(recipe: Recipe, indices: tuple[int, ...]) -> Recipe:
+def without(recipe: Recipe, indices: tuple[int, ...], on: tuple[int, ...] = ()) -> Recipe:
+    """``recipe`` with the steps ``indices`` switched off and those of ``on`` switched on."""
     variant = recipe.model_copy(deep=True)
     for i in indices:
         variant.steps[i].enabled = False
+    for i in on:
+        variant.steps[i].enabled = True
     return variant
 
 
@@ -306,9 +322,11 @@ def run_confirm(
     seeds while a baseline comparison is undecided, and ablate each step of the final recipe: the
     predicted one, unless one of ``candidates`` (names in ``recipes``: the search's other recipes)
     beats it beyond the paired interval, when the best of those is final and every gap is taken
-    against it. When steps of the final recipe hurt, the ablation is taken again against the
-    recipe with them off (``RECOMMENDED``); the table then keeps, of the first ablation, the rows of
-    the steps that hurt. Trainings recorded in ``folder`` by an earlier, interrupted call are reused
+    against it. Each step the proposal (``PROPOSAL`` in ``recipes``) has on and the final recipe off
+    is switched back on against the final recipe (``with_`` rows). When steps of the final recipe
+    hurt, or switched back on help, the ablation is taken again against the recipe with the ones that
+    hurt off and the ones that help on (``RECOMMENDED``); the table then keeps, of the first
+    ablation, the rows of the steps that hurt and every ``with_`` row. Trainings recorded in ``folder`` by an earlier, interrupted call are reused
     (``confirm_log``); ``on_run`` hears of each training as it finishes; ``ablation_max_seeds`` caps
     the seeds an undecided ablation grows to (None: ``max_seeds``)."""
     runs = _Runs(folder, config, dict(recipes), proxy, on_run or CONFIRMATIONS.get())
@@ -327,14 +345,17 @@ def run_confirm(
         seeds, gaps = _compare(runs, seeds, max_seeds)
     scores = [runs.score(n) for n in recipes]
     final = recipes[runs.pivot]
-    table = _ablations(runs, final, initial, ablation_max_seeds or max_seeds) if ablate else []
-    against = None
-    if hurting := _hurting(table):
-        final, against = without(final, tuple(hurting)), RECOMMENDED
+    cap = ablation_max_seeds or max_seeds
+    table = _ablations(runs, final, initial, cap) if ablate else []
+    if ablate and PROPOSAL in recipes:
+        table += _additions(runs, final, recipes[PROPOSAL], initial, cap)
+    against, hurting, restored = None, _hurting(table), _restored(table)
+    if hurting or restored:
+        final, against = without(final, tuple(hurting), on=tuple(restored)), RECOMMENDED
         runs.recipes[RECOMMENDED] = final
         runs.train(RECOMMENDED, initial, search_scale=False)
-        again = _ablations(runs, final, initial, ablation_max_seeds or max_seeds, RECOMMENDED)
-        table = [g for g in table if g.step in hurting] + again
+        again = _ablations(runs, final, initial, cap, RECOMMENDED)
+        table = [g for g in table if g.step in hurting or g.added is not None] + again
     if "natural_mixture" in recipes and ablate:
         natural = f"{against}_mixture_natural" if against else "mixture_natural"
         runs.recipes[natural] = natural_mixture(final)  # the baseline's runs, when final is predicted
@@ -417,17 +438,44 @@ def _members(runs: _Runs, final: Recipe, groups: list[Gap], cap: int, prefix: st
     return rows
 
 
+def _additions(runs: _Runs, final: Recipe, proposal: Recipe, seeds: list[int], cap: int) -> list[Gap]:
+    """The final recipe with each step the search switched off (on in ``proposal``, off in
+    ``final``) switched back on, as proposed, against the final recipe (``with_`` rows)."""
+    if [s.op for s in final.steps] != [s.op for s in proposal.steps]:
+        return []  # the final recipe is a published pipeline, not the proposal's
+    switched = {
+        f"{ADDED}{i}_{step.op}": i
+        for i, (step, proposed) in enumerate(zip(final.steps, proposal.steps, strict=True))
+        if proposed.enabled and not step.enabled
+    }
+    for name, i in switched.items():
+        runs.recipes[name] = without(final, (), on=(i,))
+        runs.expect(name, seeds, search_scale=False)
+    for name in switched:
+        runs.train(name, seeds, search_scale=False)
+    return _ablation_table(runs, {n: {"added": i} for n, i in switched.items()}, seeds, cap, switched_on=True)
+
+
 def _ablation_table(
-    runs: _Runs, switched: dict[str, dict[str, Any]], seeds: list[int], max_seeds: int, against: str | None = None
+    runs: _Runs,
+    switched: dict[str, dict[str, Any]],
+    seeds: list[int],
+    max_seeds: int,
+    against: str | None = None,
+    switched_on: bool = False,
 ) -> list[Gap]:
     """One paired gap per ablation (``switched``: its name -> the fields its row gets, such as the
     ``step`` or ``steps`` it switched off), taken from ``against`` (default: the recipe), adding seeds
     (to ``against`` and the undecided ablations only) while an effect is still within noise, up to
-    ``max_seeds``."""
+    ``max_seeds``. ``switched_on``: the named recipes switch steps on, so each row is the named
+    recipe minus ``against`` (an ablation's row is ``against`` minus the named recipe)."""
     against = against or runs.pivot
 
+    def row(name: str) -> Gap:
+        return runs.gap(against, ABLATION_VERDICTS, name) if switched_on else runs.gap(name, ABLATION_VERDICTS, against)
+
     def table() -> list[Gap]:
-        return [runs.gap(n, ABLATION_VERDICTS, against).model_copy(update=fields) for n, fields in switched.items()]
+        return [row(n).model_copy(update={"baseline": n, **fields}) for n, fields in switched.items()]
 
     rows = table()
     while len(seeds) < max_seeds and (open_ := [n for n, g in zip(switched, rows, strict=True) if _undecided(g)]):
@@ -468,9 +516,10 @@ CONFIRMED = 7
 
 
 def confirm_cost(tokens: int, steps: int, seeds: int, max_seeds: int) -> float:
-    """Training tokens a confirmation may spend at most: every recipe and ablation (one per step, at
-    most one group per step and, in a group that helps, one per member kept on; where a step hurts,
-    the recipe without the steps that hurt and all its ablations again) with ``seeds`` seeds, then
+    """Training tokens a confirmation may spend at most: every recipe and ablation (one per step,
+    switched off or, where the search switched it off, back on; at most one group per step and, in a
+    group that helps, one per member kept on; where a step hurts or one switched back on helps, the
+    recipe with those changes and all its ablations again) with ``seeds`` seeds, then
     each again for every seed added while it is undecided (recipes sharing an id cost less)."""
     return float((CONFIRMED + 1 + 6 * steps) * max(seeds, max_seeds) * tokens)
 
@@ -480,8 +529,18 @@ def hurting_steps(result: ConfirmResult) -> list[int]:
     return _hurting(result.ablations)
 
 
+def restored_steps(result: ConfirmResult) -> list[int]:
+    """Indices of the steps the search switched off that, switched back on, lowered bits per byte
+    beyond the paired interval."""
+    return _restored(result.ablations)
+
+
 def _hurting(table: list[Gap]) -> list[int]:
     return [g.step for g in table if g.step is not None and g.verdict == ABLATION_VERDICTS[1]]
+
+
+def _restored(table: list[Gap]) -> list[int]:
+    return [g.added for g in table if g.added is not None and g.verdict == ABLATION_VERDICTS[0]]
 
 
 def paired_ci(diffs: list[float], level: float = 0.95) -> tuple[float, float]:

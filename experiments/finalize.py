@@ -9,7 +9,15 @@ from typing import Any
 from optuna.trial import TrialState
 
 from experiments.baselines import baseline_names
-from experiments.confirm import ConfirmResult, OnRun, confirm_recipes, hurting_steps, run_confirm
+from experiments.confirm import (
+    ConfirmResult,
+    OnRun,
+    confirm_recipes,
+    hurting_steps,
+    restored_steps,
+    run_confirm,
+    without,
+)
 from experiments.confirm_log import ConfirmLog, setup_fingerprint
 from experiments.fidelity import trials_per_rung
 from experiments.report import write_report
@@ -62,8 +70,9 @@ def finalize(
     """Fit the surrogates and write ``predicted_optimal.yaml`` (the optimum of the one with the lowest
     leave-one-out error where it beats the best trial beyond its uncertainty, else the best trial),
     confirm it against baselines with paired seeds (adding seeds up to ``max_seeds`` while a
-    comparison is undecided), ablate each of its steps, write ``recommended.yaml`` (the predicted
-    recipe minus the steps that hurt) and the report. Settings left None are the search's own
+    comparison is undecided), ablate each of its steps and switch back on each step the search
+    switched off, write ``recommended.yaml`` (the final recipe minus the steps that hurt, plus the
+    switched-off steps that help) and the report. Settings left None are the search's own
     (``SearchConfig.finalize``, as ``dataplan search`` was started).
 
     Each confirmation training is recorded as it finishes (``DIR/confirmations.jsonl``) and reused by
@@ -135,12 +144,11 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
             candidates=CANDIDATES,
         )
     chosen = rivals[result.final] if result else predicted  # a candidate the confirmation found better
-    dropped = hurting_steps(result) if result else []
-    recommended = chosen.model_copy(deep=True)
-    for i in dropped:
-        recommended.steps[i].enabled = False
+    dropped, restored = (hurting_steps(result), restored_steps(result)) if result else ([], [])
+    recommended = without(chosen, tuple(dropped), on=tuple(restored))
     recommended.name = f"{search.base.name}-recommended"
     dropped_steps = [f"{i} {chosen.steps[i].op}" for i in dropped]
+    restored_names = [f"{i} {chosen.steps[i].op}" for i in restored]
     recommended.save(search.folder / "recommended.yaml")
     trials = [trial_summary(t) for t in study.get_trials(deepcopy=False)]
     searched = search.config.proxy
@@ -155,6 +163,7 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
         result,
         dropped_steps,
         rungs,
+        restored_names,
     )
     final = {
         "prediction": prediction.model_dump(),
@@ -164,6 +173,7 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
         "recommended_recipe": str(search.folder / "recommended.yaml"),
         "recommended_recipe_id": recommended.recipe_id(),
         "dropped_steps": dropped_steps,
+        "restored_steps": restored_names,
         "rungs": rungs,
         "best_trial": best_trial.number,
         "best_observed": best_trial.values[0],

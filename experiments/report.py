@@ -97,6 +97,7 @@ def write_report(
     confirm: ConfirmResult | None,
     dropped_steps: list[str] | None = None,
     rungs: list[dict[str, Any]] | None = None,
+    restored_steps: list[str] | None = None,
 ) -> tuple[Path, list[Path]]:
     """Write report.md and the PNGs; returns the report path and the plot paths."""
     plots: list[Path] = [plot_history(trials, folder / "history.png")]
@@ -122,7 +123,7 @@ def write_report(
         "",
     ]
     if confirm:
-        lines += _confirm_section(confirm) + _ablation_section(confirm, dropped_steps or [])
+        lines += _confirm_section(confirm) + _ablation_section(confirm, dropped_steps or [], restored_steps or [])
     if importances:
         lines += ["## Parameter importances", "", *[f"- `{k}`: {v:.3f}" for k, v in importances.items()], ""]
     if rungs:
@@ -204,7 +205,7 @@ def _confirm_section(c: ConfirmResult) -> list[str]:
     ]
 
 
-def _ablation_section(c: ConfirmResult, dropped_steps: list[str]) -> list[str]:
+def _ablation_section(c: ConfirmResult, dropped_steps: list[str], restored_steps: list[str]) -> list[str]:
     if not c.ablations:
         return []
     lines = [
@@ -216,8 +217,11 @@ def _ablation_section(c: ConfirmResult, dropped_steps: list[str]) -> list[str]:
         "would mostly make anyway (read from the ablations' ledgers): redundant steps show no effect "
         "alone, so they are judged as a group. Rows `only_<step>_of_<group>` keep that one step on with "
         "the rest of a helping group off, against the whole group off: a negative effect means the step "
-        "does part of the group's work alone. Only a step that hurts alone is dropped; rows named "
-        "`recommended_...` are taken again against the recipe with the steps that hurt switched off. "
+        "does part of the group's work alone. Rows `with_<step>` switch on, as proposed, a step the "
+        "search switched off (on in the proposal, off in the final recipe), against the final recipe: "
+        "a negative effect means the step would help. Only a step that hurts alone is dropped and only "
+        "one that helps switched on is restored; rows named `recommended_...` are taken again against "
+        "the recipe with those changes. "
         f"An effect of `{SAME_DATA}` means the recipe without the step trains on the same data: the "
         "step changes nothing here (it finds nothing to drop or edit, or only what earlier steps "
         "drop), so only a group with those steps can judge it.",
@@ -230,6 +234,12 @@ def _ablation_section(c: ConfirmResult, dropped_steps: list[str]) -> list[str]:
     if dropped_steps:
         lines += [
             f"Dropped from the recommended recipe (`recommended.yaml`) because they hurt: {', '.join(dropped_steps)}.",
+            "",
+        ]
+    if restored_steps:
+        lines += [
+            "Switched back on in the recommended recipe (`recommended.yaml`) because they help: "
+            f"{', '.join(restored_steps)}.",
             "",
         ]
     return lines

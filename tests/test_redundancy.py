@@ -226,3 +226,53 @@ def test_steps_are_ablated_again_in_the_recipe_without_the_steps_that_hurt(
         ("code", 0): 56,  # the target's held-out slice, excluded first
         ("code", 2): 243,  # step 1
     }
+
+
+def test_a_step_the_search_switched_off_is_switched_back_on_where_it_helps(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    """The proposal has two steps on: step 0 drops every license text (code, the target's source,
+    then gets the whole stream: it helps), step 1 license texts over a million words (there are
+    none). The recipe the search picked has both off. Switched back on, step 0 helps and step 1
+    trains on the same data; the recommended recipe has step 0 on, and its ablation, against the
+    recipe the search picked (the same recipe id, whose runs it shares), shows it helping."""
+    from agent.cli.render import _ablated
+    from experiments.confirm import PREDICTED, PROPOSAL, RECOMMENDED, restored_steps, run_confirm, without
+    from experiments.search_config import ProxySpec
+    from experiments.study import Search
+
+    steps = [
+        {"op": "length_filter", "params": {"max_words": 40}, "sources": ["legal"]},
+        {"op": "length_filter", "params": {"max_words": 1_000_000}, "sources": ["legal"]},
+    ]
+    proposal = _recipe(shared_data, steps)
+    space = {
+        "params": {"mixture.weights": "simplex"},
+        "objective": {"targets": [{"name": "code_heldout", "source": "code", "fraction": 0.1, "max_bytes": 20000}]},
+        "proxy": {"preset": "ngram3", "tokens": 150000},
+    }
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        search = Search.create(tmp_path / "s", proposal, space, n_trials=1)
+        picked = without(search.base, (0, 1))
+        result = run_confirm(
+            search.folder,
+            search.config,
+            {PREDICTED: picked, PROPOSAL: search.base},
+            proxy=ProxySpec(preset="ngram3", tokens=150000),
+            seeds=[0, 1],
+            max_seeds=3,
+        )
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    rows = {g.baseline: g for g in result.ablations}
+    assert list(rows) == ["with_0_length_filter", "with_1_length_filter", "recommended_without_0_length_filter"]
+    on_legal, nothing, again = rows.values()
+    assert (on_legal.added, on_legal.step, on_legal.verdict) == (0, None, "helps") and on_legal.diff < 0
+    assert nothing.added == 1 and nothing.same_data and nothing.seeds == [0, 1]  # no seed added: nothing to learn
+    assert restored_steps(result) == [0]
+    assert (again.step, again.against, again.verdict) == (0, RECOMMENDED, "helps")
+    assert again.diffs == on_legal.diffs  # the same pair of recipes, the same seeds
+    assert _ablated(on_legal.model_dump(), " (off in predicted_optimal)") == (
+        "0 length_filter switched on (off in predicted_optimal)"
+    )

@@ -71,11 +71,14 @@ def render_final(final: dict[str, Any]) -> None:
 
 def _ablated(g: dict[str, Any], where: str = "") -> str:
     """``3 length_filter``, ``3 length_filter + 4 c4_quality together``, ``3 length_filter alone of
-    3-4`` (a group member kept on, the rest of its group off) or ``mixture: natural``, then
-    ``where``; a row taken against the recommended recipe loses its ``recommended_`` prefix."""
+    3-4`` (a group member kept on, the rest of its group off), ``3 length_filter switched on`` (a step
+    the search switched off) or ``mixture: natural``, then ``where``; a row taken against the
+    recommended recipe loses its ``recommended_`` prefix."""
     name = g["baseline"].removeprefix(f"{g['against']}_") if g.get("against") else g["baseline"]
     if name == "mixture_natural":
         return "mixture: natural" + where
+    if g.get("added") is not None:
+        return name.removeprefix("with_").replace("_", " ", 1) + " switched on" + where
     if g.get("kept") is not None:
         named, group = name.removeprefix("only_").rsplit("_of_", 1)
         return f"{named.replace('_', ' ', 1)} alone of {group}{where}"
@@ -112,7 +115,9 @@ def render_comparisons(final: dict[str, Any]) -> None:
         for col in ("effect [95% CI]", "seeds", "verdict"):
             table.add_column(col, no_wrap=True)
         for g in c["ablations"]:
-            step = _ablated(g, f" (in {final_name}, dropped)" if again and not g.get("against") else "")
+            first = again and not g.get("against")  # a row of the first round, kept beside the redone ones
+            where = f" (off in {final_name})" if g.get("added") is not None else ""
+            step = _ablated(g, f" (in {final_name}, dropped)" if first else where)
             effect = f"{g['diff']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
             if g["diffs"] and not any(g["diffs"]):  # Gap.same_data; experiments.report.SAME_DATA (not imported here)
                 effect = "0, same training data"
@@ -120,5 +125,7 @@ def render_comparisons(final: dict[str, Any]) -> None:
         console.print(table)
     if final.get("dropped_steps"):
         console.print(f"dropped from the recommended recipe (they hurt): {', '.join(final['dropped_steps'])}")
+    if final.get("restored_steps"):
+        console.print(f"switched back on in the recommended recipe (they help): {', '.join(final['restored_steps'])}")
     if final.get("recommended_recipe"):
         console.print(f"recommended: {final['recommended_recipe']}")
