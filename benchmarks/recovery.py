@@ -261,6 +261,10 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0, help="share of each task's documents")
     ap.add_argument("--confirm-seeds", type=int, default=None, help="first confirmation seeds (the goal's default)")
     ap.add_argument("--proxy-tokens", type=int, default=None, help="nano proxy tokens (confirmation: twice)")
+    ap.add_argument("--confirm-tokens", type=int, default=None, help="tokens per confirmation run (the goal's default)")
+    ap.add_argument(
+        "--confirm-tokenizer", choices=("byte", "bpe"), default=None, help="confirmation tokenizer (the goal's default)"
+    )
     ap.add_argument(
         "--resume",
         default=None,
@@ -285,7 +289,10 @@ def main() -> None:
             else:
                 task = spec.build(root / name, shared_data_dir(), scale=args.scale)
                 task["name"] = name
-                given = {"trials": args.trials, "confirm_seeds": args.confirm_seeds, "proxy_tokens": args.proxy_tokens}
+                given = {
+                    **{"trials": args.trials, "confirm_seeds": args.confirm_seeds, "proxy_tokens": args.proxy_tokens},
+                    **{"confirm_tokens": args.confirm_tokens, "confirm_tokenizer": args.confirm_tokenizer},
+                }
                 values = run_agent(task, {k: v for k, v in given.items() if v is not None})
             out[name] = {
                 **score(values, task, spec, root / name),

@@ -41,7 +41,11 @@ MAX_SEEDS = typer.Option(
     min=2,
     help="confirmation adds seeds up to this many while a baseline comparison is undecided (5)",
 )
-ABLATE = typer.Option(None, "--ablate/--no-ablate", help="retrain the final recipe with each step switched off (yes)")
+ABLATE = typer.Option(
+    None,
+    "--ablate/--no-ablate",
+    help="retrain the final recipe with each step switched off, and each step the search switched off back on (yes)",
+)
 
 
 def register(app: typer.Typer) -> None:
