@@ -20,11 +20,10 @@ drops clean licences also catches the spam a quality filter removes first. Each 
 switched off (on in the proposal, off in the final recipe) is switched back on, as proposed, and
 compared with the final recipe the same way (``with_`` rows): the search's cheaper proxy can misjudge
 a step, and a step that helps here is switched back on in the recommended recipe, whose ablation is
-then taken again as for the steps that hurt. The search ranked its recipes at its
-cheaper scale: when one of its other recipes (the best observed trial, the proposal) beats the
-predicted one beyond the paired interval here, that one is the final recipe, and every comparison
-and the ablation are taken against it.
-The Spearman rank correlation between search-scale and confirm-scale scores says whether the small
+then taken again as for the steps that hurt. The search ranked its recipes at its cheaper scale:
+when one of its other recipes (the best observed trial, the proposal) beats the predicted one
+beyond the paired interval here, that one is the final recipe, and every comparison and the
+ablation are taken against it. The Spearman rank correlation between search-scale and confirm-scale scores says whether the small
 proxy ranks recipes the way the larger one does.
 """
 
@@ -326,9 +325,10 @@ def run_confirm(
     is switched back on against the final recipe (``with_`` rows). When steps of the final recipe
     hurt, or switched back on help, the ablation is taken again against the recipe with the ones that
     hurt off and the ones that help on (``RECOMMENDED``); the table then keeps, of the first
-    ablation, the rows of the steps that hurt and every ``with_`` row. Trainings recorded in ``folder`` by an earlier, interrupted call are reused
-    (``confirm_log``); ``on_run`` hears of each training as it finishes; ``ablation_max_seeds`` caps
-    the seeds an undecided ablation grows to (None: ``max_seeds``)."""
+    ablation, the rows of the steps that hurt and every ``with_`` row. Trainings recorded in
+    ``folder`` by an earlier, interrupted call are reused (``confirm_log``); ``on_run`` hears of each
+    training as it finishes; ``ablation_max_seeds`` caps the seeds an undecided ablation grows to
+    (None: ``max_seeds``)."""
     runs = _Runs(folder, config, dict(recipes), proxy, on_run or CONFIRMATIONS.get())
     if len(set(seeds)) < 2 or max_seeds < len(set(seeds)):
         raise ValueError(
