@@ -52,7 +52,13 @@ def _recipe(shared: Path, steps: list[dict] = DEFAULT_STEPS):
 def _ablations(recipe, folder: Path, tokens: int, max_seeds: int) -> dict:
     """The confirmation's ablation rows by name, for ``recipe`` as the predicted-optimal one, with
     ``ngram3`` proxies on ``tokens`` and the code held-out slice as the target."""
-    from experiments.confirm import PREDICTED, run_confirm
+    return {g.baseline: g for g in _confirm(recipe, folder, tokens, max_seeds).ablations}
+
+
+def _confirm(recipe, folder: Path, tokens: int, max_seeds: int, switched_off: tuple[int, ...] = ()):
+    """The confirmation of ``recipe`` with the steps ``switched_off`` off as the predicted-optimal
+    recipe (``recipe`` is then the proposal too), as ``_ablations`` sets it up."""
+    from experiments.confirm import PREDICTED, PROPOSAL, run_confirm, without
     from experiments.search_config import ProxySpec
     from experiments.study import Search
 
@@ -64,17 +70,17 @@ def _ablations(recipe, folder: Path, tokens: int, max_seeds: int) -> dict:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
     try:
         search = Search.create(folder / "s", recipe, space, n_trials=1)
-        result = run_confirm(
+        proposal = {PROPOSAL: search.base} if switched_off else {}
+        return run_confirm(
             search.folder,
             search.config,
-            {PREDICTED: search.base},
+            {PREDICTED: without(search.base, switched_off), **proposal},
             proxy=ProxySpec(preset="ngram3", tokens=tokens),
             seeds=[0, 1],
             max_seeds=max_seeds,
         )
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-    return {g.baseline: g for g in result.ablations}
 
 
 def test_redundancy_groups_from_real_ledgers(shared_data: Path, ray_started: None, tmp_path: Path) -> None:
@@ -237,34 +243,13 @@ def test_a_step_the_search_switched_off_is_switched_back_on_where_it_helps(
     trains on the same data; the recommended recipe has step 0 on, and its ablation, against the
     recipe the search picked (the same recipe id, whose runs it shares), shows it helping."""
     from agent.cli.render import _ablated
-    from experiments.confirm import PREDICTED, PROPOSAL, RECOMMENDED, restored_steps, run_confirm, without
-    from experiments.search_config import ProxySpec
-    from experiments.study import Search
+    from experiments.confirm import RECOMMENDED, restored_steps
 
     steps = [
         {"op": "length_filter", "params": {"max_words": 40}, "sources": ["legal"]},
         {"op": "length_filter", "params": {"max_words": 1_000_000}, "sources": ["legal"]},
     ]
-    proposal = _recipe(shared_data, steps)
-    space = {
-        "params": {"mixture.weights": "simplex"},
-        "objective": {"targets": [{"name": "code_heldout", "source": "code", "fraction": 0.1, "max_bytes": 20000}]},
-        "proxy": {"preset": "ngram3", "tokens": 150000},
-    }
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    try:
-        search = Search.create(tmp_path / "s", proposal, space, n_trials=1)
-        picked = without(search.base, (0, 1))
-        result = run_confirm(
-            search.folder,
-            search.config,
-            {PREDICTED: picked, PROPOSAL: search.base},
-            proxy=ProxySpec(preset="ngram3", tokens=150000),
-            seeds=[0, 1],
-            max_seeds=3,
-        )
-    finally:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    result = _confirm(_recipe(shared_data, steps), tmp_path, tokens=150000, max_seeds=3, switched_off=(0, 1))
     rows = {g.baseline: g for g in result.ablations}
     assert list(rows) == ["with_0_length_filter", "with_1_length_filter", "recommended_without_0_length_filter"]
     on_legal, nothing, again = rows.values()
