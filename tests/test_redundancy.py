@@ -242,7 +242,7 @@ def test_a_step_the_search_switched_off_is_switched_back_on_where_it_helps(
     none). The recipe the search picked has both off. Switched back on, step 0 helps and step 1
     trains on the same data; the recommended recipe has step 0 on, and its ablation, against the
     recipe the search picked (the same recipe id, whose runs it shares), shows it helping."""
-    from agent.cli.render import _ablated
+    from agent.cli.render import _row_label
     from experiments.confirm import RECOMMENDED, restored_steps
 
     steps = [
@@ -258,6 +258,7 @@ def test_a_step_the_search_switched_off_is_switched_back_on_where_it_helps(
     assert restored_steps(result) == [0]
     assert (again.step, again.against, again.verdict) == (0, RECOMMENDED, "helps")
     assert again.diffs == on_legal.diffs  # the same pair of recipes, the same seeds
-    assert _ablated(on_legal.model_dump(), " (off in predicted_optimal)") == (
+    assert _row_label(on_legal.model_dump(), "predicted_optimal", again=True) == (
         "0 length_filter switched on (off in predicted_optimal)"
     )
+    assert _row_label(again.model_dump(), "predicted_optimal", again=True) == "0 length_filter"

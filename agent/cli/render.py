@@ -87,6 +87,15 @@ def _ablated(g: dict[str, Any], where: str = "") -> str:
     return " + ".join(named) + (" together" if g.get("steps") else "") + where
 
 
+def _row_label(g: dict[str, Any], final_name: str, again: bool) -> str:
+    """The step column of an ablation row: ``_ablated`` and, for a step switched back on, that the
+    final recipe has it off; where the steps that hurt were dropped and the rest ablated again
+    (``again``), the first round's rows say they describe the final recipe."""
+    if g.get("added") is not None:
+        return _ablated(g, f" (off in {final_name})")
+    return _ablated(g, f" (in {final_name}, dropped)" if again and not g.get("against") else "")
+
+
 def render_comparisons(final: dict[str, Any]) -> None:
     """The paired comparisons against baselines and the ablation table of a finalized search."""
     c = final["confirm"]
@@ -115,9 +124,7 @@ def render_comparisons(final: dict[str, Any]) -> None:
         for col in ("effect [95% CI]", "seeds", "verdict"):
             table.add_column(col, no_wrap=True)
         for g in c["ablations"]:
-            first = again and not g.get("against")  # a row of the first round, kept beside the redone ones
-            where = f" (off in {final_name})" if g.get("added") is not None else ""
-            step = _ablated(g, f" (in {final_name}, dropped)" if first else where)
+            step = _row_label(g, final_name, again)
             effect = f"{g['diff']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
             if g["diffs"] and not any(g["diffs"]):  # Gap.same_data; experiments.report.SAME_DATA (not imported here)
                 effect = "0, same training data"
