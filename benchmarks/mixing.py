@@ -160,9 +160,13 @@ def search(recipe: Recipe, targets: list[Target], config: dict, work: Path) -> d
 def search_cost(searched: dict, config: dict, work: Path) -> float:
     """The search's wall time in evaluation-proxy runs: over the median stored wall time of one
     evaluation run of its mixture at this preset and budget."""
-    pattern = f"searched-{config['preset']}-{config['tokens']}-seed*.json"
-    runs = [json.loads(p.read_text())["seconds"] for p in (work / "results").glob(pattern)]
+    runs = [json.loads(p.read_text())["seconds"] for p in (work / "results").glob(_stored("searched", config, "*"))]
     return searched["seconds"] / float(np.median(runs))
+
+
+def _stored(name: str, config: dict, seed: int | str) -> str:
+    """The file name of one mixture's evaluation at one seed (``*``: a glob of every seed's)."""
+    return f"{name}-{config['preset']}-{config['tokens']}-v{STREAM_VERSION}-seed{seed}.json"
 
 
 def mixtures(learned: dict, searched: dict) -> dict[str, Mixture]:
@@ -186,7 +190,7 @@ def evaluate(run_dir: Path, mixes: dict[str, Mixture], targets: list[Target], co
     scores: dict[str, dict[int, dict[str, float]]] = {}
     for seed in range(config["seeds"]):
         for name, mixture in mixes.items():
-            path = store / f"{name}-{config['preset']}-{config['tokens']}-v{STREAM_VERSION}-seed{seed}.json"
+            path = store / _stored(name, config, seed)
             key = mixture.model_dump(mode="json")
             if path.is_file() and (stored := json.loads(path.read_text()))["mixture"] == key:
                 scores.setdefault(name, {})[seed] = stored["bpb"]
