@@ -61,6 +61,7 @@ from evaluators.sampler import SAMPLER_VERSION, load_pools  # noqa: E402
 from evaluators.targets import Target, resolve_targets  # noqa: E402
 from experiments.confirm import paired_ci  # noqa: E402
 from experiments.finalize import finalize  # noqa: E402
+from experiments.report import SAME_DATA  # noqa: E402
 from experiments.study import Search  # noqa: E402
 from operators import (  # noqa: E402
     Mixture,
@@ -227,6 +228,7 @@ def summarise(scores: dict[str, dict[int, dict[str, float]]]) -> dict:
                 diffs = [a - b for a, b in zip(stat(name, how), stat(other, how), strict=True)]
                 lo, hi = paired_ci(diffs)
                 verdict = "better" if hi < 0 else "worse" if lo > 0 else "within noise"
+                verdict = verdict if any(diffs) else SAME_DATA  # the searched mixture may be uniform itself
                 comparisons[f"{name}_vs_{other}.{metric}"] = {
                     "diff": float(np.mean(diffs)), "ci95": [lo, hi], "verdict": verdict, "diffs": diffs,
                 }  # fmt: skip
