@@ -227,8 +227,7 @@ def summarise(scores: dict[str, dict[int, dict[str, float]]]) -> dict:
             for metric, how in (("worst", max), ("average", np.mean)):
                 diffs = [a - b for a, b in zip(stat(name, how), stat(other, how), strict=True)]
                 lo, hi = paired_ci(diffs)
-                verdict = "better" if hi < 0 else "worse" if lo > 0 else "within noise"
-                verdict = verdict if any(diffs) else SAME_DATA  # the searched mixture may be uniform itself
+                verdict = "better" if hi < 0 else "worse" if lo > 0 else "within noise" if any(diffs) else SAME_DATA
                 comparisons[f"{name}_vs_{other}.{metric}"] = {
                     "diff": float(np.mean(diffs)), "ci95": [lo, hi], "verdict": verdict, "diffs": diffs,
                 }  # fmt: skip

@@ -26,9 +26,10 @@ marked source, ``web`` or ``generic``, in its id):
 - the *recovered* steps: filter, dedup and selection steps enabled in the final (recommended)
   recipe and shown to help by its ablation (the paired interval of "recipe minus recipe without the
   step" below zero; a step the search switched off is in the final recipe when the confirmation
-  switched it back on because it helps, ``restored_steps``), alone or, for steps that stand in for each other, by doing the work of a group
-  ablated together (``experiments.redundancy``): the group helps, and so does the step kept on alone
-  with the rest of the group off (``experiments.confirm``'s ``only_<step>_of_<group>`` rows);
+  switched it back on because it helps, ``restored_steps``), alone or, for steps that stand in for
+  each other, by doing the work of a group ablated together (``experiments.redundancy``): the group
+  helps, and so does the step kept on alone with the rest of the group off
+  (``experiments.confirm``'s ``only_<step>_of_<group>`` rows);
 - ``recall`` = junk-removing steps recovered / junk-removing steps; ``precision`` = recovered
   steps that are junk-removing / recovered steps; ``recall_of_kept`` = junk-removing steps
   recovered / those enabled in the final recipe (``kept``): it separates what the search switched

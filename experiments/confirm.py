@@ -442,7 +442,7 @@ def _additions(runs: _Runs, final: Recipe, proposal: Recipe, seeds: list[int], c
     """The final recipe with each step the search switched off (on in ``proposal``, off in
     ``final``) switched back on, as proposed, against the final recipe (``with_`` rows)."""
     if [s.op for s in final.steps] != [s.op for s in proposal.steps]:
-        return []  # the final recipe is a published pipeline, not the proposal's
+        return []  # not the recipe the proposal's steps describe: no step to match
     switched = {
         f"{ADDED}{i}_{step.op}": i
         for i, (step, proposed) in enumerate(zip(final.steps, proposal.steps, strict=True))
