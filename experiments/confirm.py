@@ -126,6 +126,10 @@ class ConfirmResult(BaseModel):
     gaps: list[Gap]
     ablations: list[Gap] = []
     spearman: float | None
+    dropped: list[int] = []
+    """Steps of the final recipe that hurt: off in the recommended recipe (``RECOMMENDED``)."""
+    restored: list[int] = []
+    """Steps the search switched off that help switched back on: on in the recommended recipe."""
 
 
 def confirm_recipes(
@@ -374,6 +378,8 @@ def run_confirm(
         gaps=gaps,
         ablations=table,
         spearman=spearman(scores, initial),
+        dropped=hurting,
+        restored=restored,
     )
 
 
@@ -524,15 +530,10 @@ def confirm_cost(tokens: int, steps: int, seeds: int, max_seeds: int) -> float:
     return float((CONFIRMED + 1 + 6 * steps) * max(seeds, max_seeds) * tokens)
 
 
-def hurting_steps(result: ConfirmResult) -> list[int]:
-    """Indices of the steps whose removal lowered bits per byte beyond the paired interval."""
-    return _hurting(result.ablations)
-
-
-def restored_steps(result: ConfirmResult) -> list[int]:
-    """Indices of the steps the search switched off that, switched back on, lowered bits per byte
-    beyond the paired interval."""
-    return _restored(result.ablations)
+def hurting_in_recommended(result: ConfirmResult) -> list[int]:
+    """Steps that hurt again in the recommended recipe, taken again against it: kept on there, since
+    no recipe without them was measured."""
+    return _hurting([g for g in result.ablations if g.against == RECOMMENDED])
 
 
 def _hurting(table: list[Gap]) -> list[int]:

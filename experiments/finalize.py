@@ -13,14 +13,13 @@ from experiments.confirm import (
     ConfirmResult,
     OnRun,
     confirm_recipes,
-    hurting_steps,
-    restored_steps,
+    hurting_in_recommended,
     run_confirm,
     without,
 )
 from experiments.confirm_log import ConfirmLog, setup_fingerprint
 from experiments.fidelity import trials_per_rung
-from experiments.report import write_report
+from experiments.report import STEP_CHANGES, write_report
 from experiments.reweighting import LEARNED_BASELINES, learned_baseline
 from experiments.search_tokenizer import ensure_search_tokenizer
 from experiments.study import Search, signals_raise_interrupt, trial_summary
@@ -144,11 +143,11 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
             candidates=CANDIDATES,
         )
     chosen = rivals[result.final] if result else predicted  # a candidate the confirmation found better
-    dropped, restored = (hurting_steps(result), restored_steps(result)) if result else ([], [])
-    recommended = without(chosen, tuple(dropped), on=tuple(restored))
+    dropped, restored = (result.dropped, result.restored) if result else ([], [])
+    recommended = without(chosen, tuple(dropped), on=tuple(restored))  # the confirmation's RECOMMENDED
     recommended.name = f"{search.base.name}-recommended"
-    dropped_steps = [f"{i} {chosen.steps[i].op}" for i in dropped]
-    restored_names = [f"{i} {chosen.steps[i].op}" for i in restored]
+    changed = zip(STEP_CHANGES, (dropped, restored, hurting_in_recommended(result) if result else []), strict=True)
+    steps = {key: [f"{i} {chosen.steps[i].op}" for i in indices] for key, indices in changed}
     recommended.save(search.folder / "recommended.yaml")
     trials = [trial_summary(t) for t in study.get_trials(deepcopy=False)]
     searched = search.config.proxy
@@ -161,9 +160,8 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
         prediction,
         predicted.to_yaml(),
         result,
-        dropped_steps,
+        steps,
         rungs,
-        restored_names,
     )
     final = {
         "prediction": prediction.model_dump(),
@@ -172,8 +170,7 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
         "final": result.final if result else None,
         "recommended_recipe": str(search.folder / "recommended.yaml"),
         "recommended_recipe_id": recommended.recipe_id(),
-        "dropped_steps": dropped_steps,
-        "restored_steps": restored_names,
+        **steps,
         "rungs": rungs,
         "best_trial": best_trial.number,
         "best_observed": best_trial.values[0],

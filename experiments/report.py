@@ -95,11 +95,11 @@ def write_report(
     prediction: Prediction,
     predicted_yaml: str,
     confirm: ConfirmResult | None,
-    dropped_steps: list[str] | None = None,
+    steps: dict[str, list[str]] | None = None,
     rungs: list[dict[str, Any]] | None = None,
-    restored_steps: list[str] | None = None,
 ) -> tuple[Path, list[Path]]:
-    """Write report.md and the PNGs; returns the report path and the plot paths."""
+    """Write report.md and the PNGs; returns the report path and the plot paths. ``steps``: the
+    steps (``3 length_filter``) the confirmation changed, under the keys of ``STEP_CHANGES``."""
     plots: list[Path] = [plot_history(trials, folder / "history.png")]
     imp_path, importances = plot_importances(study, folder / "importances.png")
     plots += [p for p in (imp_path, plot_weights(trials, sources, folder / "weights.png")) if p]
@@ -123,7 +123,7 @@ def write_report(
         "",
     ]
     if confirm:
-        lines += _confirm_section(confirm) + _ablation_section(confirm, dropped_steps or [], restored_steps or [])
+        lines += _confirm_section(confirm) + _ablation_section(confirm, steps or {})
     if importances:
         lines += ["## Parameter importances", "", *[f"- `{k}`: {v:.3f}" for k, v in importances.items()], ""]
     if rungs:
@@ -205,7 +205,7 @@ def _confirm_section(c: ConfirmResult) -> list[str]:
     ]
 
 
-def _ablation_section(c: ConfirmResult, dropped_steps: list[str], restored_steps: list[str]) -> list[str]:
+def _ablation_section(c: ConfirmResult, steps: dict[str, list[str]]) -> list[str]:
     if not c.ablations:
         return []
     lines = [
@@ -231,18 +231,19 @@ def _ablation_section(c: ConfirmResult, dropped_steps: list[str], restored_steps
         *[_gap_row(g, ablation=True) for g in c.ablations],
         "",
     ]
-    if dropped_steps:
-        lines += [
-            f"Dropped from the recommended recipe (`recommended.yaml`) because they hurt: {', '.join(dropped_steps)}.",
-            "",
-        ]
-    if restored_steps:
-        lines += [
-            "Switched back on in the recommended recipe (`recommended.yaml`) because they help: "
-            f"{', '.join(restored_steps)}.",
-            "",
-        ]
+    for key, text in STEP_CHANGES.items():
+        if steps.get(key):
+            lines += [f"{text} {', '.join(steps[key])}.", ""]
     return lines
+
+
+STEP_CHANGES = {
+    "dropped_steps": "Dropped from the recommended recipe (`recommended.yaml`) because they hurt:",
+    "restored_steps": "Switched back on in the recommended recipe (`recommended.yaml`) because they help:",
+    "hurting_in_recommended": "Hurt in the recommended recipe too (its `recommended_` rows), yet kept on there, "
+    "since no recipe without them was measured:",
+}
+"""What the report says of the steps the confirmation changed, by their key in ``final.json``."""
 
 
 SAME_DATA = "0, same training data"

@@ -234,6 +234,36 @@ def test_steps_are_ablated_again_in_the_recipe_without_the_steps_that_hurt(
     }
 
 
+def test_a_step_that_hurts_only_in_the_recommended_recipe_is_reported_not_dropped(
+    shared_data: Path, ray_started: None, tmp_path: Path
+) -> None:
+    """Step 0 drops every code file, the target's source, and hurts; while it runs, step 1 (code files
+    over 100 words) has nothing to drop. In the recommended recipe, step 0 off, step 1 drops most of
+    the code and hurts too. The recommended recipe is the one the second round measured: step 0 off,
+    step 1 kept on and reported as hurting there; a recipe without both was never trained."""
+    from experiments.confirm import RECOMMENDED, hurting_in_recommended
+    from experiments.report import _ablation_section
+
+    dropping_code = [
+        {"op": "length_filter", "params": {"max_words": 40}, "sources": ["code"]},
+        {"op": "length_filter", "params": {"max_words": 100}, "sources": ["code"]},
+    ]
+    result = _confirm(_recipe(shared_data, dropping_code), tmp_path, tokens=150000, max_seeds=4)
+    rows = {g.baseline: g for g in result.ablations}
+    assert list(rows) == ["without_0_length_filter", "recommended_without_1_length_filter"]
+    assert [g.verdict for g in rows.values()] == ["hurts", "hurts"]
+    assert rows["recommended_without_1_length_filter"].against == RECOMMENDED
+    assert (result.dropped, result.restored, hurting_in_recommended(result)) == ([0], [], [1])
+    steps = {"dropped_steps": ["0 length_filter"], "hurting_in_recommended": ["1 length_filter"]}
+    assert _ablation_section(result, steps)[-4:] == [
+        "Dropped from the recommended recipe (`recommended.yaml`) because they hurt: 0 length_filter.",
+        "",
+        "Hurt in the recommended recipe too (its `recommended_` rows), yet kept on there, since no recipe "
+        "without them was measured: 1 length_filter.",
+        "",
+    ]
+
+
 def test_a_step_the_search_switched_off_is_switched_back_on_where_it_helps(
     shared_data: Path, ray_started: None, tmp_path: Path
 ) -> None:
@@ -243,7 +273,7 @@ def test_a_step_the_search_switched_off_is_switched_back_on_where_it_helps(
     trains on the same data; the recommended recipe has step 0 on, and its ablation, against the
     recipe the search picked (the same recipe id, whose runs it shares), shows it helping."""
     from agent.cli.render import _row_label
-    from experiments.confirm import RECOMMENDED, restored_steps
+    from experiments.confirm import RECOMMENDED
 
     steps = [
         {"op": "length_filter", "params": {"max_words": 40}, "sources": ["legal"]},
@@ -255,7 +285,7 @@ def test_a_step_the_search_switched_off_is_switched_back_on_where_it_helps(
     on_legal, nothing, again = rows.values()
     assert (on_legal.added, on_legal.step, on_legal.verdict) == (0, None, "helps") and on_legal.diff < 0
     assert nothing.added == 1 and nothing.same_data and nothing.seeds == [0, 1]  # no seed added: nothing to learn
-    assert restored_steps(result) == [0]
+    assert (result.restored, result.dropped) == ([0], [])
     assert (again.step, again.against, again.verdict) == (0, RECOMMENDED, "helps")
     assert again.diffs == on_legal.diffs  # the same pair of recipes, the same seeds
     assert _row_label(on_legal.model_dump(), "predicted_optimal", again=True) == (

@@ -134,5 +134,10 @@ def render_comparisons(final: dict[str, Any]) -> None:
         console.print(f"dropped from the recommended recipe (they hurt): {', '.join(final['dropped_steps'])}")
     if final.get("restored_steps"):
         console.print(f"switched back on in the recommended recipe (they help): {', '.join(final['restored_steps'])}")
+    if final.get("hurting_in_recommended"):
+        console.print(
+            "hurt in the recommended recipe too, yet kept on (no recipe without them was measured): "
+            f"{', '.join(final['hurting_in_recommended'])}"
+        )
     if final.get("recommended_recipe"):
         console.print(f"recommended: {final['recommended_recipe']}")
