@@ -53,6 +53,11 @@ class Goal(BaseModel):
         "larger reference >= 85 % of the time (benchmarks/decisions.py)",
     )
     search_tokens: int = Field(GOAL_DEFAULTS["search_tokens"], gt=0)
+    search_seed: int = Field(
+        0,
+        ge=0,
+        description="seed of the search's sampler and of its trials' proxies: another seed, another search path",
+    )
     max_rounds: int = Field(GOAL_DEFAULTS["max_rounds"], ge=0, description="reflect rounds after the first search")
     confirm: bool = Field(
         True, description="confirm the result with neural proxies (False: prediction and report only)"

@@ -142,7 +142,7 @@ def search(state: PlanState) -> PlanState:
             "recipe": p["recipe"],
             "space": p["space"],
             "trials": goal.trials,
-            "seed": 0,
+            "seed": goal.search_seed,
             "labels": labels,
             "experiment": f"dataplan:{state['run_id']}",
         }

@@ -260,6 +260,7 @@ def main() -> None:
     ap.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {', '.join(TASKS)}")
     ap.add_argument("--trials", type=int, default=12, help="search trials per task (the goal's default)")
     ap.add_argument("--scale", type=float, default=1.0, help="share of each task's documents")
+    ap.add_argument("--search-seed", type=int, default=None, help="the search's seed (the goal's default, 0)")
     ap.add_argument("--confirm-seeds", type=int, default=None, help="first confirmation seeds (the goal's default)")
     ap.add_argument("--proxy-tokens", type=int, default=None, help="nano proxy tokens (confirmation: twice)")
     ap.add_argument("--confirm-tokens", type=int, default=None, help="tokens per confirmation run (the goal's default)")
@@ -279,7 +280,11 @@ def main() -> None:
     root = Path(args.resume).resolve() if args.resume else Path(tempfile.mkdtemp(prefix="dataplan-recovery-"))
     os.environ.setdefault("DATAPLAN_HOME", str(root / "home"))
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-    out: dict[str, Any] = {"goal": GOAL, "rules": {"min_kind_share": MIN_KIND_SHARE, "min_junk_share": MIN_JUNK_SHARE}}
+    out: dict[str, Any] = {
+        "goal": GOAL,
+        "rules": {"min_kind_share": MIN_KIND_SHARE, "min_junk_share": MIN_JUNK_SHARE},
+        "args": {k: v for k, v in vars(args).items() if k != "json"},
+    }
     with ray_session():
         for name in names:
             spec = TASKS[name]
@@ -293,6 +298,7 @@ def main() -> None:
                 given = {
                     **{"trials": args.trials, "confirm_seeds": args.confirm_seeds, "proxy_tokens": args.proxy_tokens},
                     **{"confirm_tokens": args.confirm_tokens, "confirm_tokenizer": args.confirm_tokenizer},
+                    "search_seed": args.search_seed,
                 }
                 values = run_agent(task, {k: v for k, v in given.items() if v is not None})
             out[name] = {

@@ -47,6 +47,9 @@ def plan(
         None, "--search-preset", help="fidelity of the search trials: ngram3..ngram7 (count model) or a neural preset"
     ),
     search_tokens: int | None = typer.Option(None, "--search-tokens", help="training tokens per search trial"),
+    search_seed: int | None = typer.Option(
+        None, "--search-seed", min=0, help="seed of the search's sampler and trial proxies (default: 0)"
+    ),
     rounds: int | None = typer.Option(None, "--rounds", help="reflect rounds after the first search"),
     confirm: bool | None = typer.Option(
         None, "--confirm/--no-confirm", help="confirm the result with neural proxies (default: yes)"
@@ -70,6 +73,7 @@ def plan(
         "proxy_tokens": proxy_tokens,
         "search_preset": search_preset,
         "search_tokens": search_tokens,
+        "search_seed": search_seed,
         "max_rounds": rounds,
         "confirm": confirm,
         "confirm_tokens": confirm_tokens,
