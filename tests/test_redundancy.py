@@ -241,6 +241,8 @@ def test_a_step_that_hurts_only_in_the_recommended_recipe_is_reported_not_droppe
     over 100 words) has nothing to drop. In the recommended recipe, step 0 off, step 1 drops most of
     the code and hurts too. The recommended recipe is the one the second round measured: step 0 off,
     step 1 kept on and reported as hurting there; a recipe without both was never trained."""
+    from agent.cli.console import console
+    from agent.cli.render import render_comparisons
     from experiments.confirm import RECOMMENDED, hurting_in_recommended
     from experiments.report import _ablation_section
 
@@ -262,6 +264,12 @@ def test_a_step_that_hurts_only_in_the_recommended_recipe_is_reported_not_droppe
         "without them was measured: 1 length_filter.",
         "",
     ]
+    with console.capture() as shown:
+        render_comparisons({"confirm": result.model_dump(), **steps})
+    assert " ".join(shown.get().split()).endswith(
+        "dropped from the recommended recipe (they hurt): 0 length_filter hurt in the recommended recipe too, "
+        "yet kept on (no recipe without them was measured): 1 length_filter"
+    )
 
 
 def test_a_step_the_search_switched_off_is_switched_back_on_where_it_helps(
