@@ -126,10 +126,6 @@ class ConfirmResult(BaseModel):
     gaps: list[Gap]
     ablations: list[Gap] = []
     spearman: float | None
-    dropped: list[int] = []
-    """Steps of the final recipe that hurt: off in the recommended recipe (``RECOMMENDED``)."""
-    restored: list[int] = []
-    """Steps the search switched off that help switched back on: on in the recommended recipe."""
 
 
 def confirm_recipes(
@@ -378,8 +374,6 @@ def run_confirm(
         gaps=gaps,
         ablations=table,
         spearman=spearman(scores, initial),
-        dropped=hurting,
-        restored=restored,
     )
 
 
@@ -530,10 +524,17 @@ def confirm_cost(tokens: int, steps: int, seeds: int, max_seeds: int) -> float:
     return float((CONFIRMED + 1 + 6 * steps) * max(seeds, max_seeds) * tokens)
 
 
-def hurting_in_recommended(result: ConfirmResult) -> list[int]:
-    """Steps that hurt again in the recommended recipe, taken again against it: kept on there, since
-    no recipe without them was measured."""
-    return _hurting([g for g in result.ablations if g.against == RECOMMENDED])
+def hurting_steps(result: ConfirmResult, against: str | None = None) -> list[int]:
+    """Indices of the steps whose removal lowered bits per byte beyond the paired interval, in the
+    final recipe (the ones the recommended recipe has off) or, with ``against=RECOMMENDED``, in the
+    recommended recipe (kept on there: no recipe without them was measured)."""
+    return _hurting([g for g in result.ablations if g.against == against])
+
+
+def restored_steps(result: ConfirmResult) -> list[int]:
+    """Indices of the steps the search switched off that, switched back on, lowered bits per byte
+    beyond the paired interval."""
+    return _restored(result.ablations)
 
 
 def _hurting(table: list[Gap]) -> list[int]:

@@ -10,16 +10,18 @@ from optuna.trial import TrialState
 
 from experiments.baselines import baseline_names
 from experiments.confirm import (
+    RECOMMENDED,
     ConfirmResult,
     OnRun,
     confirm_recipes,
-    hurting_in_recommended,
+    hurting_steps,
+    restored_steps,
     run_confirm,
     without,
 )
 from experiments.confirm_log import ConfirmLog, setup_fingerprint
 from experiments.fidelity import trials_per_rung
-from experiments.report import STEP_CHANGES, write_report
+from experiments.report import write_report
 from experiments.reweighting import LEARNED_BASELINES, learned_baseline
 from experiments.search_tokenizer import ensure_search_tokenizer
 from experiments.study import Search, signals_raise_interrupt, trial_summary
@@ -143,11 +145,14 @@ def _finalize(search: Search, settings: dict[str, Any], on_run: OnRun | None) ->
             candidates=CANDIDATES,
         )
     chosen = rivals[result.final] if result else predicted  # a candidate the confirmation found better
-    dropped, restored = (result.dropped, result.restored) if result else ([], [])
-    recommended = without(chosen, tuple(dropped), on=tuple(restored))  # the confirmation's RECOMMENDED
+    changed = {
+        "dropped_steps": hurting_steps(result) if result else [],
+        "restored_steps": restored_steps(result) if result else [],
+        "hurting_in_recommended": hurting_steps(result, RECOMMENDED) if result else [],
+    }
+    recommended = without(chosen, tuple(changed["dropped_steps"]), on=tuple(changed["restored_steps"]))
     recommended.name = f"{search.base.name}-recommended"
-    changed = zip(STEP_CHANGES, (dropped, restored, hurting_in_recommended(result) if result else []), strict=True)
-    steps = {key: [f"{i} {chosen.steps[i].op}" for i in indices] for key, indices in changed}
+    steps = {key: [f"{i} {chosen.steps[i].op}" for i in indices] for key, indices in changed.items()}
     recommended.save(search.folder / "recommended.yaml")
     trials = [trial_summary(t) for t in study.get_trials(deepcopy=False)]
     searched = search.config.proxy

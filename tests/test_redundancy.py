@@ -243,7 +243,7 @@ def test_a_step_that_hurts_only_in_the_recommended_recipe_is_reported_not_droppe
     step 1 kept on and reported as hurting there; a recipe without both was never trained."""
     from agent.cli.console import console
     from agent.cli.render import render_comparisons
-    from experiments.confirm import RECOMMENDED, hurting_in_recommended
+    from experiments.confirm import RECOMMENDED, hurting_steps, restored_steps
     from experiments.report import _ablation_section
 
     dropping_code = [
@@ -255,7 +255,7 @@ def test_a_step_that_hurts_only_in_the_recommended_recipe_is_reported_not_droppe
     assert list(rows) == ["without_0_length_filter", "recommended_without_1_length_filter"]
     assert [g.verdict for g in rows.values()] == ["hurts", "hurts"]
     assert rows["recommended_without_1_length_filter"].against == RECOMMENDED
-    assert (result.dropped, result.restored, hurting_in_recommended(result)) == ([0], [], [1])
+    assert (hurting_steps(result), restored_steps(result), hurting_steps(result, RECOMMENDED)) == ([0], [], [1])
     steps = {"dropped_steps": ["0 length_filter"], "hurting_in_recommended": ["1 length_filter"]}
     assert _ablation_section(result, steps)[-4:] == [
         "Dropped from the recommended recipe (`recommended.yaml`) because they hurt: 0 length_filter.",
@@ -281,7 +281,7 @@ def test_a_step_the_search_switched_off_is_switched_back_on_where_it_helps(
     trains on the same data; the recommended recipe has step 0 on, and its ablation, against the
     recipe the search picked (the same recipe id, whose runs it shares), shows it helping."""
     from agent.cli.render import _row_label
-    from experiments.confirm import RECOMMENDED
+    from experiments.confirm import RECOMMENDED, hurting_steps, restored_steps
 
     steps = [
         {"op": "length_filter", "params": {"max_words": 40}, "sources": ["legal"]},
@@ -293,7 +293,7 @@ def test_a_step_the_search_switched_off_is_switched_back_on_where_it_helps(
     on_legal, nothing, again = rows.values()
     assert (on_legal.added, on_legal.step, on_legal.verdict) == (0, None, "helps") and on_legal.diff < 0
     assert nothing.added == 1 and nothing.same_data and nothing.seeds == [0, 1]  # no seed added: nothing to learn
-    assert (result.restored, result.dropped) == ([0], [])
+    assert (restored_steps(result), hurting_steps(result)) == ([0], [])
     assert (again.step, again.against, again.verdict) == (0, RECOMMENDED, "helps")
     assert again.diffs == on_legal.diffs  # the same pair of recipes, the same seeds
     assert _row_label(on_legal.model_dump(), "predicted_optimal", again=True) == (

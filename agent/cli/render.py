@@ -96,6 +96,14 @@ def _row_label(g: dict[str, Any], final_name: str, again: bool) -> str:
     return _ablated(g, f" (in {final_name}, dropped)" if again and not g.get("against") else "")
 
 
+STEP_CHANGES = {
+    "dropped_steps": "dropped from the recommended recipe (they hurt)",
+    "restored_steps": "switched back on in the recommended recipe (they help)",
+    "hurting_in_recommended": "hurt in the recommended recipe too, yet kept on (no recipe without them was measured)",
+}
+"""The closing lines on the steps the confirmation changed, by their key in ``final.json``."""
+
+
 def render_comparisons(final: dict[str, Any]) -> None:
     """The paired comparisons against baselines and the ablation table of a finalized search."""
     c = final["confirm"]
@@ -130,14 +138,8 @@ def render_comparisons(final: dict[str, Any]) -> None:
                 effect = "0, same training data"
             table.add_row(step, effect, str(len(g["seeds"])), g["verdict"])
         console.print(table)
-    if final.get("dropped_steps"):
-        console.print(f"dropped from the recommended recipe (they hurt): {', '.join(final['dropped_steps'])}")
-    if final.get("restored_steps"):
-        console.print(f"switched back on in the recommended recipe (they help): {', '.join(final['restored_steps'])}")
-    if final.get("hurting_in_recommended"):
-        console.print(
-            "hurt in the recommended recipe too, yet kept on (no recipe without them was measured): "
-            f"{', '.join(final['hurting_in_recommended'])}"
-        )
+    for key, text in STEP_CHANGES.items():
+        if final.get(key):
+            console.print(f"{text}: {', '.join(final[key])}")
     if final.get("recommended_recipe"):
         console.print(f"recommended: {final['recommended_recipe']}")
