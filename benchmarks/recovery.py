@@ -34,6 +34,13 @@ marked source, ``web`` or ``generic``, in its id):
   steps that are junk-removing / recovered steps; ``recall_of_kept`` = junk-removing steps
   recovered / those enabled in the final recipe (``kept``): it separates what the search switched
   off (or the confirmation dropped because it hurts) from what the ablation could not show;
+- ``alone``: each junk-removing step's own effect, measured with paired seeds like the
+  confirmation's: the recommended recipe with every filter, dedup and selection step off but that
+  one, against it with all of them off (``alone_effects``). A step that does not help even then
+  removes less than the proxy resolves, and no ablation of any final recipe can credit it;
+  ``recall_of_measurable`` = junk-removing steps recovered that help alone / those that help alone.
+  It separates what the search path or the redundancy of the steps hid from what is not measurable
+  at this scale; issue 20's ``recall`` is unchanged;
 - ``kind_recall`` = injected junk kinds that some recovered step removes (at least
   ``MIN_KIND_SHARE`` of the kind, run alone) / injected junk kinds (``kinds``: kind -> those
   steps). Where several steps remove the same junk, a search that keeps one of them and switches
@@ -172,6 +179,50 @@ def junk_removing(proposal: dict, task: dict, spec: TaskSpec, out: Path) -> dict
     return found
 
 
+ALONE_VERDICTS = {"worse": "helps", "better": "hurts"}
+"""The confirmation's verdicts on the recipe with nothing switched on (its pivot) against a rival, read
+for the rival: the step alone helps where the recipe without it is worse."""
+
+
+def alone_effects(values: dict[str, Any], steps: list[int]) -> dict[int, dict[str, Any]]:
+    """Each of ``steps`` on its own: the recommended recipe with every filter, dedup and selection
+    step off but that one, against it with all of them off, paired by seed at the confirmation's
+    scale, seeds and seed cap (``experiments.confirm.run_confirm``, in ``<search>/alone``). A step
+    that does not help even alone, with nothing else removing its junk, cannot be shown to help by
+    any ablation of the final recipe: what it removes is below what the proxy resolves. ``diff`` is
+    the step alone minus nothing (below zero: it lowers bits per byte)."""
+    from experiments.confirm import PREDICTED, run_confirm, without
+    from experiments.study import Search
+
+    search = Search(values["search_dir"])
+    confirm = values["final"]["confirm"]
+    recommended = load_recipe(values["final"]["recommended_recipe"])
+    off = tuple(i for i, step in enumerate(recommended.steps) if switchable(step.op))
+    recipes = {PREDICTED: without(recommended, off)}
+    recipes.update({f"only_{i}_{recommended.steps[i].op}": without(recommended, off, on=(i,)) for i in steps})
+    result = run_confirm(
+        search.folder / "alone",
+        search.config,
+        recipes,
+        proxy=search.config.confirm_proxy(confirm["preset"], confirm["tokens"], confirm["tokenizer"]),
+        seeds=list(range(search.config.finalize.seeds)),
+        max_seeds=confirm["max_seeds"],
+        ablate=False,
+    )
+    gaps = {g.baseline: g for g in result.gaps}
+    return {
+        i: {
+            "op": recommended.steps[i].op,
+            "diff": -g.diff,
+            "ci95": [-g.ci95[1], -g.ci95[0]],
+            "verdict": ALONE_VERDICTS.get(g.verdict, "no measurable effect"),
+            "seeds": g.seeds,
+        }
+        for i, name in zip(steps, list(recipes)[1:], strict=True)
+        for g in [gaps[name]]
+    }
+
+
 def _removed(ledger_path: Path, index: int, source: str, kinds: set[str]) -> dict[str, Any]:
     """Documents step ``index`` dropped: how many, how many were junk, per junk kind (the ids of
     ``source`` start with their ``meta.kind``)."""
@@ -204,6 +255,9 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
         if step.enabled and switchable(step.op) and i in ablation and (ablation[i]["verdict"] == "helps" or i in doing)
     }
     hits = sorted(set(recovered) & set(needed))
+    with listening(on_confirm=partial(_line, task)):
+        alone = alone_effects(values, sorted(needed))
+    measurable = [i for i, e in alone.items() if e["verdict"] == "helps"]
     kept = [i for i in needed if recommended.steps[i].enabled]
     injected = [k for k, n in task[spec.source]["documents"].items() if k in spec.junk and n]
     kinds = {
@@ -234,11 +288,15 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
             for g in confirm["ablations"]
             if g.get("kept") is not None
         },
+        "alone": {str(i): e for i, e in alone.items()},
         "hits": len(hits),
         "needed": len(needed),
+        "measurable": len(measurable),
+        "hits_measurable": len(set(hits) & set(measurable)),
         "kept": len(kept),
         "found": len(recovered),
         "recall": len(hits) / len(needed) if needed else None,
+        "recall_of_measurable": len(set(hits) & set(measurable)) / len(measurable) if measurable else None,
         "precision": len(hits) / len(recovered) if recovered else None,
         "kinds": kinds,
         "kinds_covered": sum(1 for ops in kinds.values() if ops),
@@ -308,15 +366,22 @@ def main() -> None:
             }
             print(
                 name,
-                json.dumps({k: out[name][k] for k in ("recall", "kind_recall", "precision", "recovered")}),
+                json.dumps(
+                    {
+                        k: out[name][k]
+                        for k in ("recall", "recall_of_measurable", "kind_recall", "precision", "recovered")
+                    }
+                ),
                 flush=True,
             )
     done = [out[n] for n in names]
     hits, needed, kept, found = (sum(t[k] for t in done) for k in ("hits", "needed", "kept", "found"))
+    measurable, hits_measurable = (sum(t[k] for t in done) for k in ("measurable", "hits_measurable"))
     covered, kinds = sum(t["kinds_covered"] for t in done), sum(len(t["kinds"]) for t in done)
     out["pooled"] = {
         "recall": hits / needed if needed else None,
         "recall_of_kept": hits / kept if kept else None,
+        "recall_of_measurable": hits_measurable / measurable if measurable else None,
         "kind_recall": covered / kinds if kinds else None,
         "precision": hits / found if found else None,
         "dirty_web_beats_no_filtering": (out.get("dirty_web", {}).get("gain_over_no_filtering") or {}).get("verdict")
