@@ -194,6 +194,8 @@ def alone_effects(values: dict[str, Any], steps: list[int]) -> dict[int, dict[st
     from experiments.confirm import PREDICTED, run_confirm, without
     from experiments.study import Search
 
+    if not steps:
+        return {}
     search = Search(values["search_dir"])
     confirm = values["final"]["confirm"]
     recommended = load_recipe(values["final"]["recommended_recipe"])
