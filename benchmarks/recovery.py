@@ -179,11 +179,6 @@ def junk_removing(proposal: dict, task: dict, spec: TaskSpec, out: Path) -> dict
     return found
 
 
-ALONE_VERDICTS = {"worse": "helps", "better": "hurts"}
-"""The confirmation's verdicts on the recipe with nothing switched on (its pivot) against a rival, read
-for the rival: the step alone helps where the recipe without it is worse."""
-
-
 def alone_effects(values: dict[str, Any], steps: list[int]) -> dict[int, dict[str, Any]]:
     """Each of ``steps`` on its own: the recommended recipe with every filter, dedup and selection
     step off but that one, against it with all of them off, paired by seed at the confirmation's
@@ -191,7 +186,8 @@ def alone_effects(values: dict[str, Any], steps: list[int]) -> dict[int, dict[st
     that does not help even alone, with nothing else removing its junk, cannot be shown to help by
     any ablation of the final recipe: what it removes is below what the proxy resolves. ``diff`` is
     the step alone minus nothing (below zero: it lowers bits per byte)."""
-    from experiments.confirm import PREDICTED, run_confirm, without
+    from agent.goal import Goal
+    from experiments.confirm import ABLATION_VERDICTS, BASELINE_VERDICTS, PREDICTED, run_confirm, without
     from experiments.study import Search
 
     if not steps:
@@ -207,17 +203,19 @@ def alone_effects(values: dict[str, Any], steps: list[int]) -> dict[int, dict[st
         search.config,
         recipes,
         proxy=search.config.confirm_proxy(confirm["preset"], confirm["tokens"], confirm["tokenizer"]),
-        seeds=list(range(search.config.finalize.seeds)),
+        seeds=list(range(Goal.model_validate(values["goal"]).confirm_seeds)),  # the agent's, as it finalized
         max_seeds=confirm["max_seeds"],
         ablate=False,
     )
     gaps = {g.baseline: g for g in result.gaps}
+    # a gap is the recipe with nothing on against the rival: "worse" there is "helps" for the step
+    verdicts = {BASELINE_VERDICTS[1]: ABLATION_VERDICTS[0], BASELINE_VERDICTS[0]: ABLATION_VERDICTS[1]}
     return {
         i: {
             "op": recommended.steps[i].op,
             "diff": -g.diff,
             "ci95": [-g.ci95[1], -g.ci95[0]],
-            "verdict": ALONE_VERDICTS.get(g.verdict, "no measurable effect"),
+            "verdict": verdicts.get(g.verdict, ABLATION_VERDICTS[2]),
             "seeds": g.seeds,
         }
         for i, name in zip(steps, list(recipes)[1:], strict=True)
@@ -260,6 +258,7 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
     with listening(on_confirm=partial(_line, task)):
         alone = alone_effects(values, sorted(needed))
     measurable = [i for i, e in alone.items() if e["verdict"] == "helps"]
+    hits_measurable = len(set(hits) & set(measurable))
     kept = [i for i in needed if recommended.steps[i].enabled]
     injected = [k for k, n in task[spec.source]["documents"].items() if k in spec.junk and n]
     kinds = {
@@ -294,11 +293,11 @@ def score(values: dict[str, Any], task: dict, spec: TaskSpec, work: Path) -> dic
         "hits": len(hits),
         "needed": len(needed),
         "measurable": len(measurable),
-        "hits_measurable": len(set(hits) & set(measurable)),
+        "hits_measurable": hits_measurable,
         "kept": len(kept),
         "found": len(recovered),
         "recall": len(hits) / len(needed) if needed else None,
-        "recall_of_measurable": len(set(hits) & set(measurable)) / len(measurable) if measurable else None,
+        "recall_of_measurable": hits_measurable / len(measurable) if measurable else None,
         "precision": len(hits) / len(recovered) if recovered else None,
         "kinds": kinds,
         "kinds_covered": sum(1 for ops in kinds.values() if ops),

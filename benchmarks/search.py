@@ -23,8 +23,8 @@ Each arm runs ``--reps`` repetitions (sampler seeds; every proxy trains with ``P
 each arm against random (the difference of the means against twice the larger std, issue 20's bar),
 and for ``DEFAULT_ARM`` (the search's defaults) ``default_vs_random``, with the bar set against the
 best trial of the whole run (``bar``). The time per trial is split into pipeline, training,
-evaluation and the rest (sampling, Optuna, MLflow). Then the default arm's first study is finalized: its
-predicted-optimal recipe is confirmed with paired seeds against the proposal and the baselines.
+evaluation and the rest (sampling, Optuna, MLflow). Then the default arm's first study is finalized:
+its predicted-optimal recipe is confirmed with paired seeds against the proposal and the baselines.
 
     python benchmarks/search.py --json benchmarks/out/search.json [--trials 20] [--reps 3]
 """
@@ -119,8 +119,8 @@ def bar(out: dict, arms: list[str]) -> dict:
     mean best must be at least twice random's spread below random's mean (``at_most``); when the
     lowest objective any trial of any arm reached (``best_trial``) is above that, no sampler clears
     the bar with the recipes this run found, only with better ones it never met."""
-    k = str(max(int(k) for k in out["random"]["best_after"]))
-    random = out["random"]["best_after"][k]
+    best_after = out["random"]["best_after"]
+    random = best_after[max(best_after, key=int)]
     at_most = random["mean"] - 2 * random["std"]
     best_trial = min(v for name in arms for curve in out[name]["curves"] for v in curve)
     return {"at_most": at_most, "best_trial": best_trial, "best_trial_clears": best_trial <= at_most}
